@@ -1,0 +1,1 @@
+"""Built-in plugin module datasets: its components arrive with their issue."""

@@ -1,0 +1,1 @@
+"""Built-in plugin module dcgan: its components arrive with their issue."""

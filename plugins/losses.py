@@ -1,0 +1,1 @@
+"""Built-in plugin module losses: its components arrive with their issue."""

@@ -1,0 +1,1 @@
+"""Built-in plugin module metrics: its components arrive with their issue."""

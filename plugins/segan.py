@@ -1,0 +1,1 @@
+"""Built-in plugin module segan: its components arrive with their issue."""

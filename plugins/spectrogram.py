@@ -1,0 +1,1 @@
+"""Built-in plugin module spectrogram: its components arrive with their issue."""

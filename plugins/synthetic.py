@@ -1,0 +1,1 @@
+"""Built-in plugin module synthetic: its components arrive with their issue."""

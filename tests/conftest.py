@@ -1,0 +1,41 @@
+"""Shared test set-up: hermetic plugin discovery, offline hubs, small thread pools."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Set before anything imports the registry or a hub client: tests see only our built-ins
+# unless they ask for more, and nothing may reach the network.
+os.environ.setdefault("WAV2PIX_ZOO_PLUGINS", "")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WAV2PIX_ZOO_CACHE", str(Path(__file__).parent / ".." / ".cache" / "test-cache"))
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "youtubers"
+
+
+def registered(kind: str) -> list[str]:
+    """Names of every registered component of ``kind``, for parametrised contract tests."""
+    import registry
+
+    return [c.name for c in registry.components(kind)]
+
+
+@pytest.fixture(scope="session")
+def youtubers_root() -> Path:
+    """The shared real data, or a skip with the reason when it is absent."""
+    if not (SHARED_DATA / "train").is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (../shared/data/youtubers)")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    """Keep each test on few threads: the CI machine has two cores."""
+    import torch
+
+    torch.set_num_threads(2)
+    yield

@@ -1,0 +1,61 @@
+"""The CLI boundary: where a ``ZooError`` becomes one line on stderr and an exit code.
+
+``ZooTyper.command`` wraps every command so that no command has to remember to do this, and
+the core never prints errors or calls ``sys.exit`` itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import typer
+from rich.console import Console
+
+from zoo.errors import ZooError
+
+console = Console()
+err_console = Console(stderr=True)
+
+INTERRUPTED_EXIT_CODE = 130
+
+
+def fail_line(message: str) -> None:
+    """Write one plain ``error: ...`` line on stderr (never wrapped, never marked up)."""
+    single = " ".join(str(message).split())
+    print(f"error: {single}", file=sys.stderr, flush=True)
+
+
+def warn_line(message: str) -> None:
+    """Write one plain ``warning: ...`` line on stderr."""
+    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+
+
+def guarded(func):
+    """Run a command; turn ``ZooError`` and Ctrl-C into one line and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ZooError as exc:
+            fail_line(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            fail_line("interrupted")
+            raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+
+    return wrapper
+
+
+class ZooTyper(typer.Typer):
+    """A Typer app whose commands all pass through ``guarded``."""
+
+    def command(self, *args, **kwargs):
+        register = super().command(*args, **kwargs)
+
+        def decorator(func):
+            register(guarded(func))
+            return func
+
+        return decorator
