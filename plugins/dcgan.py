@@ -1,1 +1,166 @@
-"""Built-in plugin module dcgan: its components arrive with their issue."""
+"""wav2pix's DCGAN generator and discriminator, and a projection discriminator on the same trunk.
+
+The generator and the ``dcgan`` discriminator reproduce wav2pix (Duarte et al., ICASSP 2019):
+DCGAN-shaped stacks (Radford et al., ICLR 2016) of 4x4 convolutions with spectral normalisation
+(Miyato et al., ICLR 2018) on every strided layer and no batch normalisation. The embedding enters
+the generator as a 1x1 map and the discriminator tiled over its final 4x4 trunk map, as in the
+text-to-image GAN of Reed et al. (ICML 2016) that wav2pix builds on. The ``projection``
+discriminator conditions the same trunk by projection instead (Miyato and Koyama, ICLR 2018).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from zoo import Discriminator, Generator, hookimpl
+from zoo.init import init_weights
+
+SIZES = (64, 128)
+# Hidden widths, from the 4x4 map outwards (generator) or from the image inwards (discriminator).
+GENERATOR_WIDTHS = {64: (512, 256, 128, 64), 128: (1024, 512, 256, 128, 64)}
+DISCRIMINATOR_WIDTHS = {64: (64, 128, 256, 512), 128: (64, 128, 256, 512, 1024)}
+TRUNK_SIZE = 4  # the discriminator trunk ends at 4x4
+
+
+def check_image_size(image_size: int) -> int:
+    """``image_size`` if this family supports it, else a ValueError naming the choices."""
+    if image_size not in SIZES:
+        raise ValueError(f"image_size {image_size} is not supported; choose from "
+                         f"{', '.join(map(str, SIZES))}")
+    return image_size
+
+
+def up_layer(in_channels: int, out_channels: int, first: bool) -> nn.Module:
+    """A spectral-normed 4x4 transposed convolution, no bias: 1x1 -> 4x4 first, then x2.
+
+    The reference normalises every weight viewed along dim 0, transposed ones included
+    (torch's default for ConvTranspose is dim 1), so dim=0 is passed explicitly.
+    """
+    stride, padding = (1, 0) if first else (2, 1)
+    conv = nn.ConvTranspose2d(in_channels, out_channels, 4, stride, padding, bias=False)
+    return spectral_norm(conv, dim=0)
+
+
+def down_trunk(image_size: int) -> tuple[nn.Sequential, int]:
+    """Spectral-normed Conv 4x4 s2 (no bias) + LeakyReLU 0.2 down to 4x4; returns (trunk, C)."""
+    widths = (3,) + DISCRIMINATOR_WIDTHS[image_size]
+    layers = []
+    for a, b in zip(widths, widths[1:]):
+        conv = nn.Conv2d(a, b, 4, stride=2, padding=1, bias=False)
+        layers += [spectral_norm(conv), nn.LeakyReLU(0.2, inplace=True)]
+    return nn.Sequential(*layers), widths[-1]
+
+
+class DCGANGenerator(Generator):
+    """wav2pix's generator: embedding (+ optional noise) as a 1x1 map, up to ``image_size``.
+
+    Each hidden layer is a spectral-normed transposed conv, Dropout, ReLU; no batch norm; Tanh
+    out. With ``z_dim=0`` (wav2pix) it has 3,804,160 parameters at 64 and 13,241,344 at 128.
+    """
+
+    def __init__(self, image_size: int = 64, embed_dim: int = 128, z_dim: int = 0,
+                 dropout: float = 0.5):
+        super().__init__(image_size=check_image_size(image_size), embed_dim=embed_dim, z_dim=z_dim)
+        if embed_dim < 1 or z_dim < 0 or not 0 <= dropout < 1:
+            raise ValueError(f"need embed_dim >= 1, z_dim >= 0 and 0 <= dropout < 1; got "
+                             f"{embed_dim}, {z_dim} and {dropout}")
+        widths = (embed_dim + z_dim,) + GENERATOR_WIDTHS[image_size]
+        layers = []
+        for i, (a, b) in enumerate(zip(widths, widths[1:])):
+            layers += [up_layer(a, b, first=i == 0), nn.Dropout(dropout), nn.ReLU(inplace=True)]
+        layers += [up_layer(widths[-1], 3, first=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        init_weights(self)  # spectral-normed weights keep torch's default, as the reference
+
+    def forward(self, embedding: torch.Tensor, z: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``embedding[B, embed_dim]``, ``z[B, z_dim]`` or None -> ``image[B, 3, S, S]`` in [-1, 1].
+
+        With ``z_dim > 0`` and no ``z``, noise is drawn from the default generator on the
+        embedding's device, so ``torch.manual_seed`` makes generation repeatable.
+        """
+        x = embedding
+        if self.z_dim > 0:
+            if z is None:
+                z = torch.randn(len(embedding), self.z_dim, device=embedding.device,
+                                dtype=embedding.dtype)
+            x = torch.cat([embedding, z.to(embedding.dtype)], dim=1)
+        elif z is not None and z.numel() > 0:
+            raise ValueError("this generator was built with z_dim=0 and takes no noise")
+        return self.net(x[:, :, None, None])
+
+
+class _TrunkDiscriminator(Discriminator):
+    """The shared spectral-normed trunk; subclasses decide how the embedding conditions it."""
+
+    def __init__(self, image_size: int, embed_dim: int):
+        super().__init__(image_size=check_image_size(image_size), embed_dim=embed_dim)
+        if embed_dim < 1:
+            raise ValueError(f"embed_dim must be positive, got {embed_dim}")
+        self.trunk, self.trunk_channels = down_trunk(image_size)
+
+    def trunk_features(self, image: torch.Tensor) -> torch.Tensor:
+        """``image[B, 3, S, S]`` -> trunk activations ``[B, C, 4, 4]``."""
+        if image.shape[-2:] != (self.image_size, self.image_size):
+            raise ValueError(f"discriminator built for {self.image_size}x{self.image_size} images "
+                             f"got {tuple(image.shape)}")
+        return self.trunk(image)
+
+
+class DCGANDiscriminator(_TrunkDiscriminator):
+    """wav2pix's discriminator: trunk, embedding tiled 4x4 and concatenated, plain 4x4 conv.
+
+    2,765,824 parameters at 64 and 11,162,624 at 128 (no bias anywhere, as the reference).
+    """
+
+    def __init__(self, image_size: int = 64, embed_dim: int = 128):
+        super().__init__(image_size, embed_dim)
+        self.head = nn.Conv2d(self.trunk_channels + embed_dim, 1, TRUNK_SIZE, bias=False)
+        init_weights(self)  # the plain head gets N(0, 0.02); spectral-normed layers keep torch's
+
+    def forward(self, image: torch.Tensor, embedding: torch.Tensor):
+        """-> (raw score ``[B]``, trunk features ``[B, C, 4, 4]``)."""
+        features = self.trunk_features(image)
+        tiled = embedding[:, :, None, None].expand(-1, -1, TRUNK_SIZE, TRUNK_SIZE)
+        score = self.head(torch.cat([features, tiled], dim=1))
+        return score.view(len(image)), features
+
+
+class ProjectionDiscriminator(_TrunkDiscriminator):
+    """The dcgan trunk conditioned by projection (Miyato and Koyama, ICLR 2018).
+
+    ``score = w . phi + <V e, phi>`` with ``phi`` the trunk features summed over space and ``e``
+    the speech embedding (a continuous condition, so ``V`` is a linear map, not a lookup table).
+    """
+
+    def __init__(self, image_size: int = 64, embed_dim: int = 128):
+        super().__init__(image_size, embed_dim)
+        self.linear = spectral_norm(nn.Linear(self.trunk_channels, 1))
+        self.project = spectral_norm(nn.Linear(embed_dim, self.trunk_channels, bias=False))
+        init_weights(self)
+
+    def forward(self, image: torch.Tensor, embedding: torch.Tensor):
+        """-> (raw score ``[B]``, trunk features ``[B, C, 4, 4]``)."""
+        features = self.trunk_features(image)
+        pooled = features.sum(dim=(2, 3))
+        score = self.linear(pooled).squeeze(1) + (self.project(embedding) * pooled).sum(dim=1)
+        return score, features
+
+
+@hookimpl
+def register_generators(register):
+    """Register ``dcgan``, wav2pix's generator."""
+    register("dcgan", DCGANGenerator, sizes=SIZES,
+             description="wav2pix's spectral-normed DCGAN generator (Dropout, no BN), 64 or 128 px")
+
+
+@hookimpl
+def register_discriminators(register):
+    """Register ``dcgan`` (wav2pix's, embedding concatenated) and ``projection``."""
+    register("dcgan", DCGANDiscriminator, sizes=SIZES,
+             description="wav2pix's spectral-normed DCGAN discriminator, embedding concatenated")
+    register("projection", ProjectionDiscriminator, sizes=SIZES,
+             description="the dcgan trunk conditioned by projection (Miyato and Koyama 2018)")
