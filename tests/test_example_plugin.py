@@ -1,0 +1,82 @@
+"""The example third-party package, installed as a user would, seen through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+from fake_plugins import BROKEN_PLUGIN, GOOD_PLUGIN, write_distribution
+
+EXAMPLE = REPO_ROOT / "examples" / "wav2pix-zoo-example"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The example installed with pip into a private folder: no deps, no network."""
+    work = tmp_path_factory.mktemp("example")
+    source = shutil.copytree(EXAMPLE, work / "src")  # keep build litter out of the repository
+    target = work / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--no-index", "--target", str(target), str(source)],
+        check=True, capture_output=True, text=True,
+    )
+    return target
+
+
+def run_cli(site, *args, plugins="wav2pix-zoo-example"):
+    env = {**os.environ, "PYTHONPATH": str(site), "WAV2PIX_ZOO_PLUGINS": plugins, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "main.py", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_example_is_listed_with_its_distribution(site):
+    result = run_cli(site, "list", "encoder", "--json")
+    assert result.returncode == 0, result.stderr
+    [tiny] = [c for c in json.loads(result.stdout)["encoder"] if c["name"] == "tiny_conv"]
+    assert tiny["distribution"] == "wav2pix-zoo-example"
+    table = run_cli(site, "list", "encoder")
+    assert "tiny_conv" in table.stdout and "wav2pix-zoo-example" in table.stdout
+
+
+def test_example_is_built_by_the_registry(site):
+    code = (
+        "import torch, registry\n"
+        "enc = registry.create('encoder', 'tiny_conv', num_samples=4000, embed_dim=16)\n"
+        "print(tuple(enc(torch.zeros(2, 4000)).shape))\n"
+        "term = registry.create('loss', 'total_variation')\n"
+        "print(type(term).__name__)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site), "WAV2PIX_ZOO_PLUGINS": "wav2pix-zoo-example"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["(2,", "16)", "TotalVariation"]
+
+
+def test_broken_and_duplicate_plugins_beside_the_example(site, tmp_path):
+    extra = tmp_path / "extra"
+    write_distribution(extra, "zoo-broken", {"zoo_broken_mod": BROKEN_PLUGIN})
+    write_distribution(extra / "dup", "zoo-dup", {"zoo_dup_mod": GOOD_PLUGIN.replace("{name}", "tiny_conv")})
+    path = os.pathsep.join([str(site), str(extra), str(extra / "dup")])
+    plugins = "wav2pix-zoo-example,zoo-broken,zoo-dup"
+
+    listing = run_cli(path, "list", "--json", plugins=plugins)
+    assert listing.returncode == 0
+    described = json.loads(listing.stdout)
+    assert described["loss"] and any(c["name"] == "total_variation" for c in described["loss"])
+    assert "zoo_broken_mod" in listing.stderr and "broken on purpose" in listing.stderr
+    assert "tiny_conv" in listing.stderr and "zoo_dup_mod" in listing.stderr and "example" in listing.stderr
+
+    report = run_cli(path, "plugins", "--json", plugins=plugins)
+    assert report.returncode == 0
+    data = json.loads(report.stdout)
+    errors = {d["distribution"]: d["errors"] for d in data["distributions"]}
+    assert "broken on purpose" in errors["zoo-broken"][0]["error"]
+    assert any("tiny_conv" in line for line in data["conflicts"])
