@@ -1,0 +1,53 @@
+"""Tiny training runs for tests: a few synthetic speakers, short clips, small batches."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+from conftest import REPO_ROOT
+
+TINY_DATA = {"num_identities": 3, "clips_per_identity": 8}
+
+
+def tiny_options(runs_dir: Path, **overrides) -> dict:
+    """Options for a run of a few seconds on CPU."""
+    options = {"runs_dir": str(runs_dir), "dataset_args": dict(TINY_DATA), "batch_size": 4,
+               "clip_seconds": 0.25, "log_every": 1, "num_workers": 0, "quiet": True, "device": "cpu"}
+    options.update(overrides)
+    return options
+
+
+def run_trainer(runs_dir: Path, **overrides):
+    """Resolve options as the CLI does and train in this process."""
+    from zoo.config import for_resume, resolve
+    from zoo.train import train
+
+    options = tiny_options(runs_dir, **overrides)
+    config, sources = for_resume(options["resume"], options) if options.get("resume") else resolve(options)
+    return train(config, sources)
+
+
+def cli_args(runs_dir: Path, *extra: str) -> list:
+    """The same tiny run as command-line arguments."""
+    return ["train", "--runs-dir", str(runs_dir), "--arg", "dataset.num_identities=3",
+            "--arg", "dataset.clips_per_identity=8", "--batch-size", "4", "--clip-seconds", "0.25",
+            "--num-workers", "0", "--quiet", "--device", "cpu", *extra]
+
+
+def run_cli(args: list, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """``python main.py ARGS`` in a fresh process, hermetic plugins."""
+    environment = {**os.environ, "WAV2PIX_ZOO_PLUGINS": "", "COLUMNS": "200", **(env or {})}
+    return subprocess.run([sys.executable, "main.py", *args], cwd=REPO_ROOT, env=environment,
+                          capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def weights(checkpoint: Path) -> dict:
+    """Every tensor of a checkpoint folder: generator side and discriminator."""
+    tensors = {f"g.{k}": v for k, v in load_file(str(checkpoint / "model.safetensors")).items()}
+    tensors.update({f"d.{k}": v for k, v in load_file(str(checkpoint / "discriminator.safetensors")).items()})
+    return tensors

@@ -1,0 +1,95 @@
+"""Run folders: ``runs/<name>/`` with the resolved options, per-epoch stats and checkpoints.
+
+Named as stylegan2-ada names its runs: a number that grows, then what the run is, so a
+listing sorts by age and still says what each run was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Optional
+
+from zoo.errors import UsageError
+
+CONFIG_FILE = "config.json"
+STATS_FILE = "stats.jsonl"
+
+
+def auto_name(runs_dir: Path, config) -> str:
+    """``00003-synthetic-wave_cnn-dcgan-64``: the next free number, then the run's parts."""
+    numbers = [int(m.group(1)) for p in runs_dir.glob("*") if (m := re.match(r"^(\d{5})-", p.name))]
+    following = max(numbers, default=-1) + 1
+    return f"{following:05d}-{config.dataset}-{config.encoder}-{config.generator}-{config.image_size}"
+
+
+def create_run_dir(config) -> Path:
+    """Make the run folder; refuse to train over another run's files."""
+    runs_dir = Path(config.runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    name = config.save_path or auto_name(runs_dir, config)
+    if "/" in name or name in ("", ".", ".."):
+        raise UsageError(f"--save-path must be a plain folder name, not '{name}'")
+    run_dir = runs_dir / name
+    if (run_dir / CONFIG_FILE).exists():
+        raise UsageError(f"{run_dir} already holds a run: use --resume {run_dir} to continue it, "
+                         "or choose another --save-path")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def write_json_atomic(path: Path, data) -> None:
+    """Write JSON through a temporary file and a rename: never half a file."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(temporary, path)
+
+
+def read_config(run_dir: Path) -> dict:
+    """The resolved options a run was started with."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise UsageError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
+    return json.loads(path.read_text())
+
+
+def run_of_checkpoint(model_file: Path) -> Optional[Path]:
+    """The run folder a checkpoint file belongs to (``<run>/checkpoints/<name>/model.safetensors``)."""
+    candidate = Path(model_file).resolve().parent.parent.parent
+    return candidate if (candidate / CONFIG_FILE).is_file() else None
+
+
+def saved_dataset_args(model_file: Path, dataset: str) -> dict:
+    """The dataset arguments the checkpoint's run trained with, when it trained on ``dataset``."""
+    run = run_of_checkpoint(model_file)
+    if run is None:
+        return {}
+    options = read_config(run).get("options", {})
+    return dict(options.get("dataset_args") or {}) if options.get("dataset") == dataset else {}
+
+
+class StatsLog:
+    """Appends one JSON object per epoch to ``stats.jsonl``, truncating lines past a resume."""
+
+    def __init__(self, run_dir: Path, resume_epoch: Optional[int] = None):
+        self.path = Path(run_dir) / STATS_FILE
+        if resume_epoch is not None and self.path.exists():
+            self._keep_before(resume_epoch)
+
+    def _keep_before(self, epoch: int) -> None:
+        kept = []
+        for line in self.path.read_text().splitlines():
+            try:
+                if json.loads(line).get("epoch", 0) < epoch:
+                    kept.append(line)
+            except json.JSONDecodeError:
+                break  # a line cut short by a kill: drop it and everything after
+        self.path.write_text("".join(f"{line}\n" for line in kept))
+
+    def append(self, record: dict) -> None:
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())

@@ -1,0 +1,122 @@
+"""One training iteration of the conditional GAN (wav2pix's update, at half its generator cost).
+
+The reference ran the encoder and generator twice per iteration and the discriminator five
+times. Here the fakes are computed once and detached for the discriminator's update; the
+discriminator scores real, fake and mismatched pairs in one batched forward; its parameters are
+frozen while the generator's loss flows through it. Losses stay on the device as tensors: the
+caller reads them once per log interval, so the loop never waits on the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from zoo.contracts import TermInputs
+
+
+@dataclass
+class Batch:
+    """One batch on the training device."""
+
+    wave: torch.Tensor  # [B, T]
+    image: torch.Tensor  # [B, 3, S, S] the faces paired with the speech
+    wrong: Optional[torch.Tensor]  # [B, 3, S, S] faces of other identities, or None
+    identity: torch.Tensor  # [B] int64
+
+
+@dataclass
+class WeightedTerm:
+    """A generator term with its coefficient."""
+
+    name: str
+    module: nn.Module
+    coefficient: float
+
+
+class GanStep:
+    """Our training iteration: callable on a ``Batch``, returning detached loss tensors."""
+
+    def __init__(self, model: nn.Module, discriminator: nn.Module, raw_discriminator: nn.Module,
+                 adversarial: nn.Module, terms: list[WeightedTerm], optimizer_g, optimizer_d,
+                 *, autocast_dtype: Optional[torch.dtype] = None, channels_last: bool = False):
+        self.model = model  # SpeechToFace, possibly DDP-wrapped or compiled
+        self.discriminator = discriminator  # possibly DDP-wrapped: used for its own update
+        self.raw_discriminator = raw_discriminator  # the plain module: scored for the generator
+        self.adversarial = adversarial
+        self.terms = terms
+        self.optimizer_g = optimizer_g
+        self.optimizer_d = optimizer_d
+        self.autocast_dtype = autocast_dtype
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def autocast(self, device: torch.device):
+        """bf16 autocast where asked (CUDA); a no-op context otherwise."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
+
+    def __call__(self, batch: Batch) -> dict:
+        device = batch.wave.device
+        with self.autocast(device):
+            fake, embedding, logits = self.model(batch.wave)
+        fake = fake.float().contiguous(memory_format=self.memory_format)
+        stats = self.discriminator_update(batch, fake, embedding, device)
+        stats.update(self.generator_update(batch, fake, embedding, logits, device))
+        return stats
+
+    def discriminator_update(self, batch: Batch, fake, embedding, device) -> dict:
+        """Score real, fake and mismatched pairs in one forward; step the discriminator."""
+        groups = [batch.image, fake.detach()] + ([batch.wrong] if batch.wrong is not None else [])
+        condition = embedding.detach().float()
+        with self.autocast(device):
+            scores, _ = self.discriminator(torch.cat(groups), condition.repeat(len(groups), 1))
+        real, fake_scores, *rest = scores.float().split(batch.wave.shape[0])
+        wrong = rest[0] if rest else None
+        loss = self.adversarial.discriminator_loss(real, fake_scores, wrong)
+        self.optimizer_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer_d.step()
+        stats = {"d_loss": loss.detach(), "d_real": real.detach().mean(), "d_fake": fake_scores.detach().mean()}
+        if wrong is not None:
+            stats["d_wrong"] = wrong.detach().mean()
+        return stats
+
+    def generator_update(self, batch: Batch, fake, embedding, logits, device) -> dict:
+        """Adversarial loss through the frozen discriminator plus the weighted terms."""
+        critic = self.raw_discriminator
+        critic.requires_grad_(False)  # gradients reach the fakes, not the discriminator
+        try:
+            with self.autocast(device):
+                fake_scores, fake_features = critic(fake, embedding.float())
+                with torch.no_grad():
+                    _, real_features = critic(batch.image, embedding.detach().float())
+        finally:
+            critic.requires_grad_(True)
+        adversarial = self.adversarial.generator_loss(fake_scores.float())
+        inputs = TermInputs(fake=fake, real=batch.image, fake_features=fake_features.float(),
+                            real_features=real_features.float().detach(),
+                            logits=None if logits is None else logits.float(), identity=batch.identity)
+        total = adversarial
+        stats = {"g_adversarial": adversarial.detach()}
+        for term in self.terms:
+            value = term.module(inputs)
+            stats[f"g_{term.name}"] = value.detach()
+            total = total + term.coefficient * value
+        self.optimizer_g.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer_g.step()
+        stats["g_loss"] = total.detach()
+        return stats
+
+
+def make_optimizer(module: nn.Module, lr: float, betas: tuple, device: torch.device):
+    """Adam as the seed used it; fused on CUDA, foreach (multi-tensor) elsewhere."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    if device.type == "cuda":
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)

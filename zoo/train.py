@@ -1,0 +1,391 @@
+"""The training loop: wav2pix's conditional GAN, resumable, observable, on CPU, GPU or many GPUs.
+
+The loop takes callbacks for progress and a ``should_stop`` function instead of importing a
+user interface (as stylegan2-ada's loop does), so the CLI, tests and benchmarks drive it alike.
+Only rank 0 writes files. Losses stay on the device and are read once per log interval.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+import registry
+from zoo import checkpoints
+from zoo.config import TrainConfig
+from zoo.errors import TrainingError, UsageError
+from zoo.hardware import Processes, peak_memory_bytes, start_processes, stop_processes
+from zoo.model import SpeechToFace, build_discriminator, build_speech_to_face, describe
+from zoo.runs import CONFIG_FILE, StatsLog, create_run_dir, read_config, write_json_atomic
+from zoo.step import GanStep, WeightedTerm, make_optimizer
+from zoo.training_data import TrainingData
+
+
+class TrainingCallbacks:
+    """What the loop reports; override any method. The default does nothing."""
+
+    def on_start(self, info: dict) -> None:
+        """Training is about to begin: run folder, steps per epoch, total steps, start step."""
+
+    def on_step(self, step: int, epoch: int, pairs: int) -> None:
+        """One iteration finished (called every step: keep it cheap)."""
+
+    def on_log(self, step: int, epoch: int, scalars: dict) -> None:
+        """Mean losses since the last log interval, read from the device."""
+
+    def on_epoch(self, record: dict) -> None:
+        """An epoch ended; ``record`` is the line written to stats.jsonl."""
+
+    def on_message(self, text: str) -> None:
+        """Something worth telling the user (a checkpoint, a warning)."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) run leaves behind."""
+
+    run_dir: Optional[Path]
+    step: int
+    epoch: int
+    interrupted: bool = False
+    last_checkpoint: Optional[Path] = None
+    summary: dict = field(default_factory=dict)
+
+
+class Trainer:
+    """Builds everything a run needs from a resolved config, then runs epochs."""
+
+    def __init__(self, config: TrainConfig, sources: Optional[dict] = None,
+                 callbacks: Optional[TrainingCallbacks] = None,
+                 should_stop: Callable[[], bool] = lambda: False):
+        self.config = config
+        self.sources = sources or {}
+        self.callbacks = callbacks or TrainingCallbacks()
+        self.should_stop = should_stop
+        self.step = 0
+        self.epoch = 0
+        self.skip_batches = 0
+        self.batch_in_epoch = 0
+        self.saved_step = -1
+        self.last_checkpoint: Optional[Path] = None
+
+    # -- set-up ------------------------------------------------------------------------------
+    def setup(self) -> "Trainer":
+        config = self.config
+        self.procs, self.device = start_processes(config.device)
+        seed_everything(config.seed + self.procs.rank)
+        self.data = TrainingData(config, self.procs, self.device, self.callbacks.on_message,
+                                 workers_chosen=self.sources.get("num_workers") == "option")
+        self.description = self._describe()
+        self._build_models()
+        self.run_dir = self._prepare_run_dir()
+        if config.resume:
+            self._restore(Path(config.resume))
+        else:
+            self._load_pretrained()
+        self._wrap_models()
+        self.writer = self._tensorboard()
+        return self
+
+    def _describe(self) -> dict:
+        c = self.config
+        encoder_args = {"sample_rate": c.sample_rate, "num_samples": c.num_samples,
+                        "embed_dim": c.embed_dim, **c.encoder_args}
+        generator_args = {"image_size": c.image_size, "embed_dim": c.embed_dim, "z_dim": c.z_dim,
+                          **c.generator_args}
+        discriminator_args = {"image_size": c.image_size, "embed_dim": c.embed_dim, **c.discriminator_args}
+        for kind, name, kwargs in (("encoder", c.encoder, encoder_args), ("generator", c.generator, generator_args),
+                                   ("discriminator", c.discriminator, discriminator_args)):
+            registry.check_arguments(kind, name, kwargs)
+        return describe(encoder=(c.encoder, encoder_args), generator=(c.generator, generator_args),
+                        discriminator=(c.discriminator, discriminator_args),
+                        identities=self.data.identities, image_size=c.image_size,
+                        sample_rate=c.sample_rate, num_samples=c.num_samples)
+
+    def _build_models(self) -> None:
+        c = self.config
+        self.model: SpeechToFace = build_speech_to_face(self.description).to(self.device)
+        self.discriminator = build_discriminator(self.description).to(self.device)
+        self.channels_last = self.device.type == "cuda"
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+            self.discriminator.to(memory_format=torch.channels_last)
+        self.adversarial = registry.create("loss", c.loss).to(self.device)
+        self.terms = [WeightedTerm(name, registry.create("loss", name).to(self.device),
+                                   c.coefficient(name, registry.get("loss", name).meta.get("coefficient", 1.0)))
+                      for name in c.terms]
+        betas = (c.beta1, c.beta2)
+        self.optimizer_g = make_optimizer(self.model, c.lr_g, betas, self.device)
+        self.optimizer_d = make_optimizer(self.discriminator, c.lr_d, betas, self.device)
+
+    def _prepare_run_dir(self) -> Optional[Path]:
+        if not self.procs.is_main:
+            return None
+        if self.config.resume:
+            return Path(self.config.resume)
+        run_dir = create_run_dir(self.config)
+        write_json_atomic(run_dir / CONFIG_FILE, self._config_record(run_dir))
+        write_json_atomic(run_dir / checkpoints.DESCRIPTION_FILE, self.description)
+        return run_dir
+
+    def _config_record(self, run_dir: Path) -> dict:
+        return {
+            "run": run_dir.name,
+            "options": self.config.to_dict(),
+            "sources": self.sources,
+            "model": self.description,
+            "plugins": [{k: d[k] for k in ("distribution", "version", "hooks")} for d in registry.distributions()],
+            "torch": torch.__version__,
+            "device": str(self.device),
+            "world_size": self.procs.world_size,
+        }
+
+    def _load_pretrained(self) -> None:
+        c = self.config
+        if c.pre_trained_gen:
+            checkpoints.load_weights(self.model, checkpoints.resolve(c.pre_trained_gen))
+            self.callbacks.on_message(f"generator initialised from {c.pre_trained_gen}")
+        if c.pre_trained_disc:
+            file = checkpoints.resolve(c.pre_trained_disc).with_name(checkpoints.DISCRIMINATOR_FILE)
+            checkpoints.load_weights(self.discriminator, file)
+            self.callbacks.on_message(f"discriminator initialised from {c.pre_trained_disc}")
+
+    def _restore(self, run_dir: Path) -> None:
+        folder = run_dir / "checkpoints" / checkpoints.LAST
+        if not (folder / checkpoints.MODEL_FILE).is_file():
+            raise UsageError(f"--resume {run_dir}: no checkpoints/{checkpoints.LAST} to resume from")
+        checkpoints.load_weights(self.model, folder / checkpoints.MODEL_FILE)
+        checkpoints.load_weights(self.discriminator, folder / checkpoints.DISCRIMINATOR_FILE)
+        state = checkpoints.load_training_state(folder)
+        self.optimizer_g.load_state_dict(state["optimizer_g"])
+        self.optimizer_d.load_state_dict(state["optimizer_d"])
+        self.step, self.epoch, self.skip_batches = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.batch_in_epoch = self.skip_batches
+        restore_random_states(state["random"])
+        self.callbacks.on_message(f"resumed {run_dir} at epoch {self.epoch}, step {self.step}")
+
+    def _wrap_models(self) -> None:
+        model, discriminator = self.model, self.discriminator
+        if self.config.compile:
+            model, discriminator = torch.compile(model), torch.compile(discriminator)
+        if self.procs.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            unused = "identity" not in self.config.terms  # the classifier then takes no part
+            model = DDP(model, device_ids=ids, find_unused_parameters=unused)
+            discriminator = DDP(discriminator, device_ids=ids)
+        dtype = torch.bfloat16 if self.config.amp else None
+        self.gan_step = GanStep(model, discriminator, self.discriminator, self.adversarial, self.terms,
+                                self.optimizer_g, self.optimizer_d, autocast_dtype=dtype,
+                                channels_last=self.channels_last)
+
+    def _tensorboard(self):
+        if self.run_dir is None:
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        name = self.config.vis_screen or self.run_dir.name
+        return SummaryWriter(log_dir=str(self.run_dir / "tensorboard" / name))
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        c = self.config
+        steps_per_epoch = self.data.steps_per_epoch
+        total = c.epochs * steps_per_epoch if c.max_steps is None else min(c.max_steps, c.epochs * steps_per_epoch)
+        self.callbacks.on_start({"run_dir": self.run_dir, "steps_per_epoch": steps_per_epoch,
+                                 "total_steps": total, "start_step": self.step, "epochs": c.epochs,
+                                 "start_epoch": self.epoch, "device": str(self.device)})
+        interrupted = False
+        log_stats = StatsLog(self.run_dir, self.epoch) if self.run_dir else None
+        while self.epoch < c.epochs and self.step < total and not interrupted:
+            interrupted = self._run_epoch(total, log_stats)
+        if self.saved_step != self.step:  # stopped mid-epoch: save where it stands
+            if self.procs.is_main:
+                self._write_samples(f"step_{self.step:08d}")
+            self._save(keep=False)
+        summary = self._finish()
+        return TrainResult(self.run_dir, self.step, self.epoch, interrupted, self.last_checkpoint, summary)
+
+    def _run_epoch(self, total: int, log_stats: Optional[StatsLog]) -> bool:
+        """Train one epoch (or its rest after a resume); True when asked to stop."""
+        meter = LossMeter(self.device)
+        started = time.perf_counter()
+        for batch in self.data.epoch(self.epoch, self.skip_batches):
+            stats = self.gan_step(batch)
+            meter.add(stats, batch.wave.shape[0] * self.procs.world_size)
+            self.step += 1
+            self.batch_in_epoch += 1
+            self.callbacks.on_step(self.step, self.epoch, meter.pairs)
+            if self.step % self.config.log_every == 0:
+                self._log(meter.interval())
+            stop = self.should_stop()
+            if (stop or self.step >= total) and self.batch_in_epoch < self.data.steps_per_epoch:
+                check_finite(meter.epoch_means(), self.step, self.last_checkpoint)
+                self.skip_batches = self.batch_in_epoch  # resume continues mid-epoch
+                return stop
+            if stop:
+                break
+        self._end_epoch(meter, time.perf_counter() - started, log_stats)
+        return self.should_stop()
+
+    def _log(self, scalars: dict) -> None:
+        check_finite(scalars, self.step, self.last_checkpoint)
+        self.callbacks.on_log(self.step, self.epoch, scalars)
+        if self.writer is not None:
+            for name, value in scalars.items():
+                self.writer.add_scalar(f"train/{name}", value, self.step)
+
+    def _end_epoch(self, meter: "LossMeter", seconds: float, log_stats: Optional[StatsLog]) -> None:
+        means = meter.epoch_means()
+        check_finite(means, self.step, self.last_checkpoint)
+        record = {"epoch": self.epoch, "step": self.step, **means,
+                  "pairs_per_s": meter.pairs / max(seconds, 1e-9)}
+        self.epoch += 1
+        self.skip_batches = 0
+        self.batch_in_epoch = 0
+        if self.procs.is_main:
+            log_stats.append(record)
+            self._write_samples(f"epoch_{self.epoch:04d}")
+        keep = self.epoch % self.config.checkpoint_every == 0
+        self._save(keep=keep)
+        self.callbacks.on_epoch(record)
+
+    # -- outputs -----------------------------------------------------------------------------
+    def _write_samples(self, name: str) -> None:
+        from zoo.samples import write_sample_grid
+
+        path = self.run_dir / "samples" / f"{name}.png"
+        grid = write_sample_grid(self.model, self.data.samples, path, self.device)
+        if self.writer is not None:
+            self.writer.add_image("samples", grid, self.step, dataformats="HWC")
+
+    def _save(self, keep: bool) -> None:
+        if not self.procs.is_main:
+            return
+        name = f"epoch_{self.epoch:04d}" if keep else f"step_{self.step:08d}"
+        state = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.skip_batches,
+                 "optimizer_g": self.optimizer_g.state_dict(), "optimizer_d": self.optimizer_d.state_dict(),
+                 "random": capture_random_states()}
+        self.saved_step = self.step
+        self.last_checkpoint = checkpoints.save_checkpoint(
+            self.run_dir / "checkpoints", name, model=self.model, discriminator=self.discriminator,
+            description=self.description, state=state, keep=keep)
+        self.callbacks.on_message(f"checkpoint {self.last_checkpoint}")
+
+    def _finish(self) -> dict:
+        summary = {"step": self.step, "epoch": self.epoch, "peak_memory": peak_memory_bytes(self.device)}
+        if self.procs.distributed:
+            summary["ranks_in_sync"] = ranks_hold_same_weights(self.model, self.discriminator, self.device)
+        if self.writer is not None:
+            self.writer.close()
+        if self.procs.is_main:
+            write_json_atomic(self.run_dir / "summary.json", summary)
+        return summary
+
+    def close(self) -> None:
+        stop_processes()
+
+
+class LossMeter:
+    """Sums loss tensors on the device; reading them is the only host synchronisation."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.epoch_sums: dict = {}
+        self.interval_sums: dict = {}
+        self.epoch_steps = 0
+        self.interval_steps = 0
+        self.pairs = 0
+
+    def add(self, stats: dict, pairs: int) -> None:
+        for name, value in stats.items():
+            self.epoch_sums[name] = self.epoch_sums.get(name, 0) + value
+            self.interval_sums[name] = self.interval_sums.get(name, 0) + value
+        self.epoch_steps += 1
+        self.interval_steps += 1
+        self.pairs += pairs
+
+    @staticmethod
+    def _means(sums: dict, steps: int) -> dict:
+        if not sums:
+            return {}
+        names = list(sums)
+        values = torch.stack([torch.as_tensor(sums[n], dtype=torch.float32) for n in names]).cpu() / steps
+        return {n: float(v) for n, v in zip(names, values)}
+
+    def interval(self) -> dict:
+        means = self._means(self.interval_sums, max(self.interval_steps, 1))
+        self.interval_sums, self.interval_steps = {}, 0
+        return means
+
+    def epoch_means(self) -> dict:
+        return self._means(self.epoch_sums, max(self.epoch_steps, 1))
+
+
+def check_finite(scalars: dict, step: int, last_checkpoint: Optional[Path]) -> None:
+    """Stop with one clear line when a loss is NaN or infinite; good checkpoints stay."""
+    bad = {k: v for k, v in scalars.items() if not math.isfinite(v)}
+    if bad:
+        kept = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written yet"
+        detail = ", ".join(f"{k}={v}" for k, v in bad.items())
+        raise TrainingError(f"loss became non-finite by step {step} ({detail}); stopping; {kept}. "
+                            "Try a lower --lr-d/--lr-g.")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def capture_random_states() -> dict:
+    """Random states as tensors and plain Python, loadable with ``weights_only=True``."""
+    numpy_state = np.random.get_state()
+    states = {"torch": torch.get_rng_state(), "python": random.getstate(),
+              "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)),
+                        int(numpy_state[2]), int(numpy_state[3]), float(numpy_state[4])]}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_random_states(states: dict) -> None:
+    """Undo ``capture_random_states``."""
+    torch.set_rng_state(states["torch"])
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def ranks_hold_same_weights(model, discriminator, device) -> bool:
+    """Compare a checksum of every weight across ranks (DDP must keep them identical)."""
+    import torch.distributed as dist
+
+    local = torch.stack([torch.cat([p.detach().double().flatten() for p in m.parameters()]).sum()
+                         for m in (checkpoints.unwrap(model), checkpoints.unwrap(discriminator))]).to(device)
+    gathered = [torch.zeros_like(local) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, local)
+    return all(torch.equal(g, gathered[0]) for g in gathered)
+
+
+def train(config: TrainConfig, sources: Optional[dict] = None,
+          callbacks: Optional[TrainingCallbacks] = None,
+          should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
+    """Set up and run a training run; always leaves the process group."""
+    trainer = Trainer(config, sources, callbacks, should_stop)
+    try:
+        return trainer.setup().run()
+    finally:
+        trainer.close()
