@@ -8,6 +8,9 @@ from pathlib import Path
 # Set before anything imports the registry or a hub client: tests see only our built-ins
 # unless they ask for more, and nothing may reach the network.
 os.environ.setdefault("WAV2PIX_ZOO_PLUGINS", "")
+# Sleeping, not spinning, OpenMP threads: on a shared 2-core machine spinning threads slow every
+# other process (and test subprocess) tenfold.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WAV2PIX_ZOO_CACHE", str(Path(__file__).parent / ".." / ".cache" / "test-cache"))
 

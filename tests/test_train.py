@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from conftest import registered
 from main import app
-from train_helpers import cli_args, run_cli, run_trainer, weights
+from train_helpers import cli_args, run_trainer, weights
 from zoo import checkpoints
 from zoo.errors import TrainingError, UsageError
 from zoo.pipeline import FacePipeline

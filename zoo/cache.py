@@ -190,7 +190,7 @@ class _RawItems(Dataset):
 def build_entry(dataset, key: dict, entry: Path, *, progress: bool = True,
                 workers: Optional[int] = None) -> Path:
     """Decode every item of ``dataset`` into ``entry`` (atomically: temp folder, then rename)."""
-    from zoo.data import available_cores
+    from zoo.hardware import cpu_cores
 
     count, size = len(dataset), int(key.get("image_size") or dataset.image_size)
     num_samples = int(key.get("num_samples") or dataset.num_samples)
@@ -199,7 +199,7 @@ def build_entry(dataset, key: dict, entry: Path, *, progress: bool = True,
     try:
         images = np.lib.format.open_memmap(staging / "images.npy", "w+", np.uint8, (count, size, size, 3))
         waves = np.lib.format.open_memmap(staging / "waves.npy", "w+", WAVE_SCALE_DTYPE, (count, num_samples))
-        workers = min(8, available_cores()) if workers is None else max(0, int(workers))
+        workers = min(8, cpu_cores()) if workers is None else max(0, int(workers))
         _fill(dataset, images, waves, workers if count >= 64 else 0, progress)
         images.flush(), waves.flush()
         del images, waves

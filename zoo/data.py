@@ -9,15 +9,15 @@ seeded shuffling, worker processes capped to the cores, and pinned memory on CUD
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import Optional
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from zoo.errors import ZooError
+from zoo.hardware import cpu_cores
 
 
 class ItemBatch(list):
@@ -188,14 +188,6 @@ def collate(items: list) -> dict:
     return batch
 
 
-def available_cores() -> int:
-    """The CPU cores this process may run on (the affinity mask, not the machine's total)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
 def _quiet_worker(_worker_id: int) -> None:
     # Each worker does one item at a time; intra-op threads would only fight the trainer's.
     torch.set_num_threads(1)
@@ -239,7 +231,7 @@ def make_loader(dataset, batch_size: int = 64, num_workers: int = 0, shuffle: bo
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    workers = max(0, min(int(num_workers), available_cores()))
+    workers = max(0, min(int(num_workers), cpu_cores()))
     generator = torch.Generator().manual_seed(int(seed))
     extra = {}
     if workers > 0:

@@ -22,6 +22,18 @@ def _parameter_summary(params: list[dict]) -> str:
     return ", ".join(shown)
 
 
+def _meta_summary(meta: dict) -> str:
+    """Registration meta worth a glance: sizes, role and coefficient, suggested defaults."""
+    parts = []
+    for key, value in meta.items():
+        if isinstance(value, (list, tuple)):
+            value = ",".join(map(str, value))
+        elif isinstance(value, dict):
+            value = ",".join(f"{k}={v}" for k, v in value.items())
+        parts.append(f"{key}={value}")
+    return " ".join(parts)
+
+
 def show_components(kinds: list[str], pattern: str, as_json: bool) -> None:
     """Print the components of ``kinds`` matching ``pattern``, as tables or one JSON object."""
     described = {
@@ -35,11 +47,11 @@ def show_components(kinds: list[str], pattern: str, as_json: bool) -> None:
         return
     for kind, items in described.items():
         table = Table(title=f"{kind} ({len(items)})", title_justify="left", expand=False)
-        for column in ("name", "description", "distribution", "parameters"):
+        for column in ("name", "description", "distribution", "parameters", "details"):
             table.add_column(column, overflow="fold")
         for item in items:
-            table.add_row(Text(item["name"]), Text(item["description"]),
-                          Text(item["distribution"]), Text(_parameter_summary(item["parameters"])))
+            table.add_row(Text(item["name"]), Text(item["description"]), Text(item["distribution"]),
+                          Text(_parameter_summary(item["parameters"])), Text(_meta_summary(item["meta"])))
         console.print(table)
 
 

@@ -1,0 +1,85 @@
+"""Every registered metric honours the contract of ``zoo.metric_inputs``, the moment it is registered.
+
+A metric factory, built the way the evaluate core builds it (injected arguments by signature),
+returns a callable ``(pipeline, dataset, device) -> {name: float}`` whose ``_real`` and
+``_chance`` names have a partner, or raises ``MetricSkipped`` with a reason; it never downloads.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conftest import registered
+from fake_pipelines import PairedFacePipeline
+
+METRICS = registered("metric")
+
+
+@pytest.fixture(scope="module")
+def setting(tmp_path_factory):
+    """A tiny synthetic split, its training split, and one shared tiny classifier."""
+    import registry
+    from zoo.face_classifier import ClassifierSettings, SharedClassifier
+
+    common = dict(image_size=32, sample_rate=16000, num_samples=2000, num_identities=3)
+    train = registry.create("dataset", "synthetic", split="train", clips_per_identity=8, **common)
+    test = registry.create("dataset", "synthetic", split="test", clips_per_identity=3, **common)
+    cache = tmp_path_factory.mktemp("metric-contract-cache")
+    classifier = SharedClassifier(lambda: train, settings=ClassifierSettings(epochs=1, min_steps=8, batch_size=16),
+                                  cache_dir=cache, progress=False)
+    return {"train": train, "test": test, "cache": cache, "classifier": classifier}
+
+
+def test_the_built_in_metrics_are_registered():
+    assert {"face_detection", "identity_accuracy", "frechet_distance", "kid", "fid", "recall_at_k"} <= set(METRICS)
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_metric_is_described_and_says_which_way_is_better(name):
+    import registry
+
+    component = registry.get("metric", name)
+    assert component.description.strip()
+    assert component.meta.get("better", "higher") in ("higher", "lower")
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_metric_returns_named_floats_or_a_reasoned_skip(name, setting):
+    import registry
+    from zoo.metric_inputs import MetricSkipped, build_metric
+
+    details: dict = {}
+    injected = {"classifier": setting["classifier"], "train_dataset": setting["train"],
+                "cache_dir": setting["cache"], "batch_size": 8, "seed": 0, "progress": False,
+                "details": details}
+    metric = build_metric(registry.get("metric", name).factory, injected)
+    test = setting["test"]
+    try:
+        values = metric(PairedFacePipeline(test), test, torch.device("cpu"))
+    except MetricSkipped as skipped:
+        assert str(skipped).strip(), f"{name} skipped without saying why"
+        return
+    assert values and all(isinstance(k, str) for k in values)
+    assert all(isinstance(v, float) and math.isfinite(v) for v in values.values())
+    for key in values:
+        for suffix in ("_real", "_chance"):
+            if key.endswith(suffix):
+                assert key[: -len(suffix)] in values, f"{key} has no generated partner"
+    import json
+
+    json.dumps(details)  # whatever a metric reports beside its numbers must be JSON-ready
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_metric_factory_builds_without_allocating_or_reading(name):
+    """Building a metric only records its options: the work happens when it is called."""
+    import registry
+    from zoo.metric_inputs import build_metric
+
+    def forbidden():
+        raise AssertionError("the classifier was requested while building the metric")
+
+    assert callable(build_metric(registry.get("metric", name).factory, {"classifier": forbidden, "details": {}}))
