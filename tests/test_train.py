@@ -111,6 +111,17 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_good_checkpoint(tmp_path, mo
     assert all(torch.isfinite(t).all() for t in weights(last).values())
 
 
+def test_amp_runs_where_bf16_is_native_and_is_refused_elsewhere(tmp_path):
+    from zoo.hardware import native_bf16
+
+    if native_bf16(torch.device("cpu")):
+        result = run_trainer(tmp_path, amp=True, max_steps=1)
+        assert all(torch.isfinite(t).all() for t in weights(result.last_checkpoint).values())
+    else:
+        with pytest.raises(UsageError, match="no native bf16"):
+            run_trainer(tmp_path, amp=True, max_steps=1)
+
+
 def test_pre_trained_generator_initialises_a_new_run(tmp_path):
     source = run_trainer(tmp_path / "a", max_steps=1)
     fresh = run_trainer(tmp_path / "b", pre_trained_gen=str(source.run_dir), max_steps=1, lr_g=1e-12)
@@ -133,7 +144,6 @@ def test_pre_trained_of_another_architecture_is_refused(tmp_path):
     (["--size", "96"], "supports image sizes 64, 128"),
     (["--loss", "l1"], "generator term"),
     (["--terms", "lsgan"], "not a generator term"),
-    (["--amp"], "CUDA"),
     (["--device", "cuda:3"], "CUDA"),
     (["--preset", "wav2pixx"], "unknown preset"),
     (["--batch-size", "0"], "must be positive"),

@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from zoo.errors import DataError, ZooError
 from zoo.images import to_tensor, to_uint8
+
+if TYPE_CHECKING:  # only for the annotation: zoo.data imports this module's users
+    from zoo.data import ItemBatch
 
 ENV_VAR = "WAV2PIX_ZOO_CACHE"
 FORMAT_VERSION = 1

@@ -22,7 +22,7 @@ SIZES = (64, 128)
 class TrainConfig:
     # components
     encoder: str = "wave_cnn"  # speech encoder (python main.py list encoder)
-    generator: str = "dcgan"  # face generator
+    generator: str = "dcgan_bn"  # face generator; --preset wav2pix uses wav2pix's "dcgan"
     discriminator: str = "dcgan"  # conditional discriminator
     loss: str = "lsgan"  # adversarial objective; wav2pix used least squares
     terms: tuple = ("l1", "feature_matching", "identity")  # generator terms added to the loss
@@ -66,7 +66,7 @@ class TrainConfig:
     quiet: bool = False  # plain log lines instead of a live progress bar
     # hardware
     device: str = "auto"  # auto, cpu, cuda or cuda:N
-    amp: bool = False  # bf16 autocast (CUDA only: about 20x slower on this kind of CPU)
+    amp: bool = False  # bf16 autocast (CUDA, or CPUs with native bf16; refused where emulated)
     compile: bool = False  # torch.compile the models
     preset: Optional[str] = None
 
@@ -161,11 +161,12 @@ def validate(config: TrainConfig) -> None:
 
 
 def _check_hardware(config: TrainConfig) -> None:
-    from zoo.hardware import resolve_device
+    from zoo.hardware import native_bf16, resolve_device
 
     device = resolve_device(config.device)
-    if config.amp and device.type != "cuda":
-        raise UsageError("--amp (bf16 autocast) is for CUDA; on this CPU it is about 20x slower than float32")
+    if config.amp and not native_bf16(device):
+        raise UsageError(f"--amp: {device.type} has no native bf16 here (CUDA, or a CPU with avx512_bf16 "
+                         "or AMX); emulated bf16 autocast is about 20x slower than float32")
 
 
 def _losses(role: str) -> list[str]:

@@ -80,6 +80,9 @@ class Drawer:
         if options.num > 1 and pipeline.z_dim == 0 and not options.stochastic:
             raise UsageError("--num N needs a generator with noise (z_dim > 0) or --stochastic "
                              "(dropout kept on) for a noise-free one like wav2pix's")
+        if options.num > 1 and pipeline.z_dim == 0 and not pipeline.has_dropout:
+            raise UsageError("--num N: this generator has neither noise nor dropout, so every draw "
+                             "is the same face; train with --z-dim or with a dropout generator")
         if options.num < 1:
             raise UsageError("--num must be at least 1")
         self.pipeline = pipeline

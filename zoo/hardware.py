@@ -30,6 +30,19 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, not '{name}'")
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 autocast runs at full speed here: a CUDA card that supports it, or a CPU
+    with avx512_bf16 or AMX (on AVX2-only CPUs bf16 is emulated and about 20x slower)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def cpu_cores() -> int:
     """The cores this process may use (respects affinity masks and containers)."""
     try:

@@ -55,6 +55,11 @@ class FacePipeline:
         return list(self.description["identities"])
 
     @property
+    def has_dropout(self) -> bool:
+        """Whether ``stochastic`` drawing can vary anything (the generator has dropout layers)."""
+        return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in self.model.generator.modules())
+
+    @property
     def z_dim(self) -> int:
         return int(getattr(self.model.generator, "z_dim", 0))
 

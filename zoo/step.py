@@ -2,8 +2,9 @@
 
 The reference ran the encoder and generator twice per iteration and the discriminator five
 times. Here the fakes are computed once and detached for the discriminator's update; the
-discriminator scores real, fake and mismatched pairs in one batched forward; its parameters are
-frozen while the generator's loss flows through it. Losses stay on the device as tensors: the
+discriminator scores real, fake and mismatched pairs with one evaluation of its spectral-normed
+weights (one batched forward on the GPU); its parameters are frozen while the generator's loss
+flows through it. Losses stay on the device as tensors: the
 caller reads them once per log interval, so the loop never waits on the host.
 """
 
@@ -15,6 +16,7 @@ from typing import Optional
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from zoo.contracts import TermInputs
 
@@ -53,6 +55,9 @@ class GanStep:
         self.optimizer_d = optimizer_d
         self.autocast_dtype = autocast_dtype
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        # Groups scored one by one on the CPU, with the plain module only (DDP expects one forward).
+        on_cpu = next(raw_discriminator.parameters()).device.type == "cpu"
+        self.score_separately = on_cpu and discriminator is raw_discriminator
 
     def autocast(self, device: torch.device):
         """bf16 autocast where asked (CUDA); a no-op context otherwise."""
@@ -70,11 +75,11 @@ class GanStep:
         return stats
 
     def discriminator_update(self, batch: Batch, fake, embedding, device) -> dict:
-        """Score real, fake and mismatched pairs in one forward; step the discriminator."""
+        """Score real, fake and mismatched pairs with one set of weights; step the discriminator."""
         groups = [batch.image, fake.detach()] + ([batch.wrong] if batch.wrong is not None else [])
         condition = embedding.detach().float()
         with self.autocast(device):
-            scores, _ = self.discriminator(torch.cat(groups), condition.repeat(len(groups), 1))
+            scores = self.score_groups(groups, condition)
         real, fake_scores, *rest = scores.float().split(batch.wave.shape[0])
         wrong = rest[0] if rest else None
         loss = self.adversarial.discriminator_loss(real, fake_scores, wrong)
@@ -85,6 +90,20 @@ class GanStep:
         if wrong is not None:
             stats["d_wrong"] = wrong.detach().mean()
         return stats
+
+    def score_groups(self, groups: list, condition: torch.Tensor) -> torch.Tensor:
+        """Discriminator scores of each group of images, concatenated in order.
+
+        On the GPU one batched forward keeps the device busy. On the CPU three forwards of one
+        batch each run faster than one of three batches (their activations stay in cache), so
+        there the groups go one by one; spectral norm's weights are computed once and shared
+        (``parametrize.cached``), so both ways mean the same single power iteration.
+        """
+        if not self.score_separately:
+            scores, _ = self.discriminator(torch.cat(groups), condition.repeat(len(groups), 1))
+            return scores
+        with parametrize.cached():
+            return torch.cat([self.discriminator(group, condition)[0] for group in groups])
 
     def generator_update(self, batch: Batch, fake, embedding, logits, device) -> dict:
         """Adversarial loss through the frozen discriminator plus the weighted terms."""

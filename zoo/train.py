@@ -7,25 +7,24 @@ Only rank 0 writes files. Losses stay on the device and are read once per log in
 
 from __future__ import annotations
 
-import math
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-import numpy as np
 import torch
 
 import registry
 from zoo import checkpoints
 from zoo.config import TrainConfig
-from zoo.errors import TrainingError, UsageError
-from zoo.hardware import Processes, peak_memory_bytes, start_processes, stop_processes
-from zoo.model import SpeechToFace, build_discriminator, build_speech_to_face, describe
-from zoo.runs import CONFIG_FILE, StatsLog, create_run_dir, read_config, write_json_atomic
-from zoo.step import GanStep, WeightedTerm, make_optimizer
+from zoo.errors import UsageError
+from zoo.hardware import peak_memory_bytes, start_processes, stop_processes
+from zoo.meters import LossMeter, check_finite
+from zoo.model import SpeechToFace
+from zoo.randomness import capture_random_states, restore_random_states, seed_everything
+from zoo.runs import CONFIG_FILE, StatsLog, create_run_dir, write_json_atomic
 from zoo.training_data import TrainingData
+from zoo.training_parts import build_training_parts, describe_run
 
 
 class TrainingCallbacks:
@@ -95,35 +94,15 @@ class Trainer:
         return self
 
     def _describe(self) -> dict:
-        c = self.config
-        encoder_args = {"sample_rate": c.sample_rate, "num_samples": c.num_samples,
-                        "embed_dim": c.embed_dim, **c.encoder_args}
-        generator_args = {"image_size": c.image_size, "embed_dim": c.embed_dim, "z_dim": c.z_dim,
-                          **c.generator_args}
-        discriminator_args = {"image_size": c.image_size, "embed_dim": c.embed_dim, **c.discriminator_args}
-        for kind, name, kwargs in (("encoder", c.encoder, encoder_args), ("generator", c.generator, generator_args),
-                                   ("discriminator", c.discriminator, discriminator_args)):
-            registry.check_arguments(kind, name, kwargs)
-        return describe(encoder=(c.encoder, encoder_args), generator=(c.generator, generator_args),
-                        discriminator=(c.discriminator, discriminator_args),
-                        identities=self.data.identities, image_size=c.image_size,
-                        sample_rate=c.sample_rate, num_samples=c.num_samples)
+        return describe_run(self.config, self.data.identities)
 
     def _build_models(self) -> None:
-        c = self.config
-        self.model: SpeechToFace = build_speech_to_face(self.description).to(self.device)
-        self.discriminator = build_discriminator(self.description).to(self.device)
-        self.channels_last = self.device.type == "cuda"
-        if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-            self.discriminator.to(memory_format=torch.channels_last)
-        self.adversarial = registry.create("loss", c.loss).to(self.device)
-        self.terms = [WeightedTerm(name, registry.create("loss", name).to(self.device),
-                                   c.coefficient(name, registry.get("loss", name).meta.get("coefficient", 1.0)))
-                      for name in c.terms]
-        betas = (c.beta1, c.beta2)
-        self.optimizer_g = make_optimizer(self.model, c.lr_g, betas, self.device)
-        self.optimizer_d = make_optimizer(self.discriminator, c.lr_d, betas, self.device)
+        parts = build_training_parts(self.config, self.description, self.device)
+        self.parts = parts
+        self.model: SpeechToFace = parts.model
+        self.discriminator, self.adversarial, self.terms = parts.discriminator, parts.adversarial, parts.terms
+        self.optimizer_g, self.optimizer_d = parts.optimizer_g, parts.optimizer_d
+        self.channels_last = parts.channels_last
 
     def _prepare_run_dir(self) -> Optional[Path]:
         if not self.procs.is_main:
@@ -182,10 +161,7 @@ class Trainer:
             unused = "identity" not in self.config.terms  # the classifier then takes no part
             model = DDP(model, device_ids=ids, find_unused_parameters=unused)
             discriminator = DDP(discriminator, device_ids=ids)
-        dtype = torch.bfloat16 if self.config.amp else None
-        self.gan_step = GanStep(model, discriminator, self.discriminator, self.adversarial, self.terms,
-                                self.optimizer_g, self.optimizer_d, autocast_dtype=dtype,
-                                channels_last=self.channels_last)
+        self.gan_step = self.parts.gan_step(self.config.amp, model, discriminator)
 
     def _tensorboard(self):
         if self.run_dir is None:
@@ -243,7 +219,7 @@ class Trainer:
             for name, value in scalars.items():
                 self.writer.add_scalar(f"train/{name}", value, self.step)
 
-    def _end_epoch(self, meter: "LossMeter", seconds: float, log_stats: Optional[StatsLog]) -> None:
+    def _end_epoch(self, meter: LossMeter, seconds: float, log_stats: Optional[StatsLog]) -> None:
         means = meter.epoch_means()
         check_finite(means, self.step, self.last_checkpoint)
         record = {"epoch": self.epoch, "step": self.step, **means,
@@ -292,81 +268,6 @@ class Trainer:
 
     def close(self) -> None:
         stop_processes()
-
-
-class LossMeter:
-    """Sums loss tensors on the device; reading them is the only host synchronisation."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.epoch_sums: dict = {}
-        self.interval_sums: dict = {}
-        self.epoch_steps = 0
-        self.interval_steps = 0
-        self.pairs = 0
-
-    def add(self, stats: dict, pairs: int) -> None:
-        for name, value in stats.items():
-            self.epoch_sums[name] = self.epoch_sums.get(name, 0) + value
-            self.interval_sums[name] = self.interval_sums.get(name, 0) + value
-        self.epoch_steps += 1
-        self.interval_steps += 1
-        self.pairs += pairs
-
-    @staticmethod
-    def _means(sums: dict, steps: int) -> dict:
-        if not sums:
-            return {}
-        names = list(sums)
-        values = torch.stack([torch.as_tensor(sums[n], dtype=torch.float32) for n in names]).cpu() / steps
-        return {n: float(v) for n, v in zip(names, values)}
-
-    def interval(self) -> dict:
-        means = self._means(self.interval_sums, max(self.interval_steps, 1))
-        self.interval_sums, self.interval_steps = {}, 0
-        return means
-
-    def epoch_means(self) -> dict:
-        return self._means(self.epoch_sums, max(self.epoch_steps, 1))
-
-
-def check_finite(scalars: dict, step: int, last_checkpoint: Optional[Path]) -> None:
-    """Stop with one clear line when a loss is NaN or infinite; good checkpoints stay."""
-    bad = {k: v for k, v in scalars.items() if not math.isfinite(v)}
-    if bad:
-        kept = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written yet"
-        detail = ", ".join(f"{k}={v}" for k, v in bad.items())
-        raise TrainingError(f"loss became non-finite by step {step} ({detail}); stopping; {kept}. "
-                            "Try a lower --lr-d/--lr-g.")
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def capture_random_states() -> dict:
-    """Random states as tensors and plain Python, loadable with ``weights_only=True``."""
-    numpy_state = np.random.get_state()
-    states = {"torch": torch.get_rng_state(), "python": random.getstate(),
-              "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)),
-                        int(numpy_state[2]), int(numpy_state[3]), float(numpy_state[4])]}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def restore_random_states(states: dict) -> None:
-    """Undo ``capture_random_states``."""
-    torch.set_rng_state(states["torch"])
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def ranks_hold_same_weights(model, discriminator, device) -> bool:

@@ -87,7 +87,7 @@ class TrainingData:
     def to_batch(self, items: dict) -> Batch:
         """Move a collated batch to the device (non-blocking from pinned memory on CUDA)."""
         move = dict(device=self.device, non_blocking=True)
-        memory = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        memory = torch.channels_last  # as the models are laid out (zoo.train.build_training_parts)
         wrong = items.get("wrong_image")
         return Batch(wave=items["wave"].to(**move).float(),
                      image=items["image"].to(**move).contiguous(memory_format=memory),

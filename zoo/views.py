@@ -13,7 +13,13 @@ from zoo.cli import console, warn_line
 MAX_PARAMETERS_SHOWN = 6
 
 
-def _parameter_summary(params: list[dict]) -> str:
+# Filled in by the evaluator, not chosen by users (see zoo.metric_inputs); kept in sync by a test.
+INJECTED_METRIC_ARGUMENTS = ("classifier", "train_dataset", "cache_dir", "batch_size", "seed", "progress", "details")
+
+
+def _parameter_summary(params: list[dict], kind: str) -> str:
+    if kind == "metric":
+        params = [p for p in params if p["name"] not in INJECTED_METRIC_ARGUMENTS]
     shown = []
     for p in params[:MAX_PARAMETERS_SHOWN]:
         shown.append(p["name"] if p["required"] else f"{p['name']}={p['default']!r}")
@@ -51,7 +57,7 @@ def show_components(kinds: list[str], pattern: str, as_json: bool) -> None:
             table.add_column(column, overflow="fold")
         for item in items:
             table.add_row(Text(item["name"]), Text(item["description"]), Text(item["distribution"]),
-                          Text(_parameter_summary(item["parameters"])), Text(_meta_summary(item["meta"])))
+                          Text(_parameter_summary(item["parameters"], kind)), Text(_meta_summary(item["meta"])))
         console.print(table)
 
 
