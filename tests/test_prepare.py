@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import soundfile
 from PIL import Image
 
@@ -348,3 +349,22 @@ def test_detection_looks_coarse_first_and_fine_enough_for_min_face():
         assert min_face * levels[-1][2] >= CASCADE_WINDOW  # the smallest face still fills the window
         assert all(w % 2 == 0 and h % 2 == 0 and w <= width for w, h, _ in levels)
     assert len(detection_levels(1920, 1080, 64)) == 2
+
+
+def test_two_training_steps_run_on_the_prepared_output(prepared, tmp_path):
+    from train_helpers import run_trainer, weights
+
+    out, _, _, _ = prepared
+    result = run_trainer(tmp_path, dataset="youtubers", data=str(out), dataset_args={}, batch_size=2,
+                         clip_seconds=1.0, max_steps=2)
+    assert result.step == 2
+    assert all(torch.isfinite(t).all() for t in weights(result.last_checkpoint).values())
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert len(config["model"]["identities"]) == 2
+    # the youtubers reader serves prepare's RGB crops as they are, never red/blue swapped
+    import registry
+    from zoo.images import load_face, to_tensor
+
+    data = registry.create("dataset", "youtubers", root=str(out), split="train", image_size=64)
+    stored = to_tensor(load_face(data.pairs[0].image, 64, swap_channels=False))
+    assert torch.equal(data[0]["image"], stored)

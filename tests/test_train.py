@@ -155,3 +155,17 @@ def test_bad_options_exit_2_with_one_line_before_any_work(tmp_path, args, expect
     assert expected in result.stderr and "Traceback" not in result.output
     assert result.stderr.strip().count("\n") == 0
     assert not (tmp_path / "runs").exists() and not list(tmp_path.iterdir())  # nothing was started
+
+
+def test_inference_draws_every_test_clip_after_training(tmp_path):
+    result = CliRunner().invoke(app, cli_args(tmp_path, "--save-path", "run", "--max-steps", "1", "--inference"))
+    assert result.exit_code == 0, result.output
+    drawn = list((tmp_path / "run" / "inference").glob("speaker_*_*.png"))
+    assert len(drawn) == 3 * 8 and (tmp_path / "run" / "inference" / "grid.png").is_file()
+
+
+@pytest.mark.slow
+def test_compiled_models_train_and_save_plain_weights(tmp_path):
+    result = run_trainer(tmp_path, compile=True, max_steps=2)
+    assert not any("_orig_mod" in key for key in weights(result.last_checkpoint))
+    FacePipeline.from_checkpoint(result.run_dir, device="cpu")

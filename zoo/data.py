@@ -113,7 +113,10 @@ class WithMismatch(Dataset):
         items = fetch_many(list(indices)) if fetch_many is not None else [self.dataset[i] for i in indices]
         if not self.has_mismatch:
             return items
-        wrong = [self.wrong_index(i, e) for e, i in zip(epochs, indices)]
+        if len(set(epochs)) == 1:  # one epoch per batch, as EpochSampler yields: one vector draw
+            wrong = self.wrong_indices(indices, epochs[0]).tolist()
+        else:
+            wrong = [self.wrong_index(i, e) for e, i in zip(epochs, indices)]
         if not isinstance(items, ItemBatch) or not hasattr(self.dataset, "load_images"):
             return [{**item, "wrong_image": self._image(j), "wrong_identity": int(self._labels[j])}
                     for item, j in zip(items, wrong)]
