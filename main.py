@@ -79,18 +79,24 @@ def _names(kind: str):
 COMPONENTS, DATA, OPTIM, OUTPUT, HARDWARE = "Components", "Data", "Optimisation", "Output", "Hardware"
 
 
+def _component(kind: str, what: str, default: str, panel: str = COMPONENTS):
+    """A ``--<kind> NAME`` option completed from the registry; None when not given."""
+    return typer.Option(None, help=f"{what} \\[default: {default}].", rich_help_panel=panel,
+                        autocompletion=_names(kind))
+
+
 @app.command()
 def train(
-    encoder: Optional[str] = typer.Option(None, help="Speech encoder \\[default: wave_cnn].", rich_help_panel=COMPONENTS, autocompletion=_names("encoder")),
-    generator: Optional[str] = typer.Option(None, help="Face generator \\[default: dcgan_bn].", rich_help_panel=COMPONENTS, autocompletion=_names("generator")),
-    discriminator: Optional[str] = typer.Option(None, help="Discriminator \\[default: dcgan].", rich_help_panel=COMPONENTS, autocompletion=_names("discriminator")),
-    loss: Optional[str] = typer.Option(None, help="Adversarial loss \\[default: lsgan].", rich_help_panel=COMPONENTS, autocompletion=_names("loss")),
+    encoder: Optional[str] = _component("encoder", "Speech encoder", "wave_cnn"),
+    generator: Optional[str] = _component("generator", "Face generator", "dcgan_bn"),
+    discriminator: Optional[str] = _component("discriminator", "Discriminator", "dcgan"),
+    loss: Optional[str] = _component("loss", "Adversarial loss", "lsgan"),
     terms: Optional[str] = typer.Option(None, help="Generator terms, comma list \\[default: l1,feature_matching,identity].", rich_help_panel=COMPONENTS),
     preset: Optional[str] = typer.Option(None, help="'wav2pix': segan, dcgan, dcgan, lsgan and the seed's values.", rich_help_panel=COMPONENTS),
     z_dim: Optional[int] = typer.Option(None, help="Noise size; 0 = none, as wav2pix \\[default: 0].", rich_help_panel=COMPONENTS),
     embed_dim: Optional[int] = typer.Option(None, help="Speech embedding size \\[default: 128].", rich_help_panel=COMPONENTS),
     arg: Optional[List[str]] = typer.Option(None, help="Component argument KIND.KEY=VALUE, e.g. encoder.width=32 (repeatable).", rich_help_panel=COMPONENTS),
-    dataset: Optional[str] = typer.Option(None, help="Dataset \\[default: synthetic, needs no data].", rich_help_panel=DATA, autocompletion=_names("dataset")),
+    dataset: Optional[str] = _component("dataset", "Dataset", "synthetic, needs no data", DATA),
     data: Optional[str] = typer.Option(None, help="Dataset root folder.", rich_help_panel=DATA),
     image_size: Optional[int] = typer.Option(None, "--image-size", "--size", help="Face size, 64 or 128 \\[default: 64].", rich_help_panel=DATA),
     clip_seconds: Optional[float] = typer.Option(None, help="Speech window per face in seconds \\[default: 1.0].", rich_help_panel=DATA),
@@ -224,12 +230,12 @@ def evaluate(
 
 @app.command()
 def bench(
-    encoder: Optional[str] = typer.Option(None, help="Speech encoder \\[default: wave_cnn].", rich_help_panel=COMPONENTS, autocompletion=_names("encoder")),
-    generator: Optional[str] = typer.Option(None, help="Face generator \\[default: dcgan_bn].", rich_help_panel=COMPONENTS, autocompletion=_names("generator")),
-    discriminator: Optional[str] = typer.Option(None, help="Discriminator \\[default: dcgan].", rich_help_panel=COMPONENTS, autocompletion=_names("discriminator")),
+    encoder: Optional[str] = _component("encoder", "Speech encoder", "wave_cnn"),
+    generator: Optional[str] = _component("generator", "Face generator", "dcgan_bn"),
+    discriminator: Optional[str] = _component("discriminator", "Discriminator", "dcgan"),
     image_size: Optional[int] = typer.Option(None, "--image-size", "--size", help="Face size, 64 or 128 \\[default: 64].", rich_help_panel=DATA),
     batch_size: Optional[int] = typer.Option(None, help="Pairs per iteration \\[default: 64].", rich_help_panel=DATA),
-    dataset: Optional[str] = typer.Option(None, help="Dataset \\[default: synthetic, needs no data].", rich_help_panel=DATA, autocompletion=_names("dataset")),
+    dataset: Optional[str] = _component("dataset", "Dataset", "synthetic, needs no data", DATA),
     data: Optional[str] = typer.Option(None, help="Dataset root folder.", rich_help_panel=DATA),
     arg: Optional[List[str]] = typer.Option(None, help="Component argument KIND.KEY=VALUE, e.g. dataset.num_identities=3 (repeatable).", rich_help_panel=DATA),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N \\[default: auto].", rich_help_panel=HARDWARE),

@@ -78,3 +78,21 @@ def tiny_checkpoint(folder: Path, *, num_samples: int = 4000, run_config: dict |
     save_checkpoint(folder / "checkpoints", "epoch_0001", model=model, discriminator=discriminator,
                     description=description, state={})
     return folder
+
+
+class EveryNth:
+    """Every n-th item of a dataset: a quick subset keeping what the evaluator reads."""
+
+    def __init__(self, dataset, step):
+        self.dataset, self.indices = dataset, list(range(0, len(dataset), step))
+        self.identities = dataset.identities
+        self.labels = [dataset.labels[i] for i in self.indices]
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        return self.dataset[self.indices[i]]
+
+    def load_image(self, i):
+        return self.dataset.load_image(self.indices[i])

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from fake_pipelines import ConstantPipeline, PairedFacePipeline, tiny_checkpoint
+from fake_pipelines import ConstantPipeline, EveryNth, PairedFacePipeline, tiny_checkpoint
 
 TINY_CLASSIFIER = dict(epochs=1, min_steps=40, batch_size=32)
 CLASSIFIER_METRICS = ["identity_accuracy", "recall_at_k", "frechet_distance", "kid"]
@@ -133,31 +133,13 @@ def test_identity_accuracy_on_real_youtubers_faces(youtubers_root, tmp_path):
     def split(name):
         return registry.create("dataset", "youtubers", root=str(youtubers_root), split=name, image_size=32)
 
-    test = _Every(split("test"), 20)
+    test = EveryNth(split("test"), 20)
     result = evaluate(PairedFacePipeline(test), test, metrics=["identity_accuracy", "face_detection"],
                       train_dataset=lambda: split("train"), cache_dir=tmp_path, progress=False,
                       classifier_settings=ClassifierSettings(epochs=1, min_steps=40, batch_size=32, max_items=320))
     assert result.metrics["identity_accuracy_chance"] == pytest.approx(0.5)
     assert result.metrics["identity_accuracy_real"] >= 0.85
     assert result.metrics["face_detection_real"] >= 0.8
-
-
-class _Every:
-    """Every n-th item of a dataset, keeping what the evaluator reads."""
-
-    def __init__(self, dataset, step):
-        self.dataset, self.indices = dataset, list(range(0, len(dataset), step))
-        self.identities = dataset.identities
-        self.labels = [dataset.labels[i] for i in self.indices]
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __getitem__(self, i):
-        return self.dataset[self.indices[i]]
-
-    def load_image(self, i):
-        return self.dataset.load_image(self.indices[i])
 
 
 # -- the command ------------------------------------------------------------------------------------------------

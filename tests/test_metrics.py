@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from fake_pipelines import EveryNth
 from plugins import feature_stats
 
 TINY_CLASSIFIER = dict(epochs=1, min_steps=40, batch_size=32)
@@ -143,7 +144,7 @@ def test_haar_cascade_finds_real_faces_and_not_noise(youtubers_root):
     from zoo.metric_inputs import load_real_faces
 
     test = registry.create("dataset", "youtubers", root=str(youtubers_root), split="test", image_size=64)
-    faces = load_real_faces(_every(test, 15))
+    faces = load_real_faces(EveryNth(test, 15))
     noise = torch.rand(len(faces), 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     assert haar_found(faces).mean() >= 0.9
     assert haar_found(noise).mean() == 0.0
@@ -156,24 +157,6 @@ def test_dlib_variant_is_skipped_with_a_reason_when_unavailable(tmp_path):
     assert "landmarks_model" in dlib_unavailable(None)
     reason = dlib_unavailable(str(tmp_path / "missing.dat"))
     assert reason is not None and "skipped" in reason
-
-
-class _every:
-    """Every n-th item of a dataset (a quick subset with ``identities`` and ``labels``)."""
-
-    def __init__(self, dataset, step):
-        self.dataset, self.indices = dataset, list(range(0, len(dataset), step))
-        self.identities = dataset.identities
-        self.labels = [dataset.labels[i] for i in self.indices]
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __getitem__(self, i):
-        return self.dataset[self.indices[i]]
-
-    def load_image(self, i):
-        return self.dataset.load_image(self.indices[i])
 
 
 # -- fid: weights from a path, never downloaded ------------------------------------------------------------
