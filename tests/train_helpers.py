@@ -39,11 +39,11 @@ def cli_args(runs_dir: Path, *extra: str) -> list:
             "--num-workers", "0", "--quiet", "--device", "cpu", *extra]
 
 
-def run_cli(args: list, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+def run_cli(args: list, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """``python main.py ARGS`` in a fresh process, hermetic plugins."""
     environment = {**os.environ, "WAV2PIX_ZOO_PLUGINS": "", "COLUMNS": "200", **(env or {})}
     return subprocess.run([sys.executable, "main.py", *args], cwd=REPO_ROOT, env=environment,
-                          capture_output=True, text=True, timeout=300, **kwargs)
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def weights(checkpoint: Path) -> dict:
