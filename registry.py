@@ -183,19 +183,20 @@ class Registry:
         self.conflicts[key] = [existing, component]
 
     # -- queries -------------------------------------------------------------------------------
+    def conflict_message(self, kind: str, name: str) -> str:
+        """One line naming every plugin that claims ``kind`` ``name``."""
+        who = " and ".join(f"{c.plugin} ({c.distribution})" for c in self.conflicts[(kind, name)])
+        return f"{kind} '{name}' is registered by both {who}; uninstall one of them"
+
     def conflict_messages(self) -> list[str]:
-        """One line per duplicated name, naming every plugin that claims it."""
-        lines = []
-        for (kind, name), claimants in self.conflicts.items():
-            who = " and ".join(f"{c.plugin} ({c.distribution})" for c in claimants)
-            lines.append(f"{kind} '{name}' is registered by both {who}; uninstall one of them")
-        return lines
+        """One line per duplicated name."""
+        return [self.conflict_message(kind, name) for kind, name in self.conflicts]
 
     def get(self, kind: str, name: str) -> Component:
         """The component of that kind and name, or an error listing the valid choices."""
         check_kind(kind)
         if (kind, name) in self.conflicts:
-            raise PluginError(self.conflict_messages()[list(self.conflicts).index((kind, name))])
+            raise PluginError(self.conflict_message(kind, name))
         try:
             return self.components[kind][name]
         except KeyError:

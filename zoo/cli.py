@@ -20,15 +20,19 @@ err_console = Console(stderr=True)
 INTERRUPTED_EXIT_CODE = 130
 
 
+def _stderr_line(prefix: str, message: str) -> None:
+    """One plain line on stderr: never wrapped, never marked up, newlines folded."""
+    print(f"{prefix}: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+
+
 def fail_line(message: str) -> None:
-    """Write one plain ``error: ...`` line on stderr (never wrapped, never marked up)."""
-    single = " ".join(str(message).split())
-    print(f"error: {single}", file=sys.stderr, flush=True)
+    """Write one ``error: ...`` line on stderr."""
+    _stderr_line("error", message)
 
 
 def warn_line(message: str) -> None:
-    """Write one plain ``warning: ...`` line on stderr."""
-    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+    """Write one ``warning: ...`` line on stderr."""
+    _stderr_line("warning", message)
 
 
 def guarded(func):

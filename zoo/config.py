@@ -15,7 +15,9 @@ from typing import Optional
 import registry
 from zoo.errors import UsageError
 
-SIZES = (64, 128)
+
+# The seed's per-term weights, each an option of its own; a term's registration names its one.
+SEED_COEFFICIENTS = ("l1_coef", "l2_coef", "softmax_coef")
 
 
 @dataclass
@@ -75,14 +77,14 @@ class TrainConfig:
         """Samples per speech window."""
         return int(round(self.sample_rate * self.clip_seconds))
 
-    def coefficient(self, term: str, default: float) -> float:
-        """The weight of a generator term: a seed option, a --term-coef, or its own default."""
-        seed_option = {"l1": "l1_coef", "feature_matching": "l2_coef", "identity": "softmax_coef"}
+    def coefficient(self, term: str, meta: dict) -> float:
+        """The weight of a generator term: a --term-coef, else the seed option its registration
+        names (``option="l1_coef"``), else its registered ``coefficient``."""
         if term in self.term_coefs:
             return float(self.term_coefs[term])
-        if term in seed_option:
-            return float(getattr(self, seed_option[term]))
-        return float(default)
+        if meta.get("option") in SEED_COEFFICIENTS:
+            return float(getattr(self, meta["option"]))
+        return float(meta.get("coefficient", 1.0))
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)

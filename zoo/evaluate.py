@@ -210,35 +210,12 @@ def _draw(pipeline, dataset, batch_size: int, seed: int, progress: bool) -> torc
 
 
 # -- from a checkpoint -----------------------------------------------------------------------------------------
-def run_folder_of(checkpoint_file: Path) -> Optional[Path]:
-    """The run folder holding ``runs/<run>/checkpoints/<name>/model.safetensors``, if it is one."""
-    from zoo.runs import CONFIG_FILE
-
-    folder = Path(checkpoint_file).parent.parent
-    if folder.name == "checkpoints" and (folder.parent / CONFIG_FILE).is_file():
-        return folder.parent
-    return None
-
-
 def default_out(checkpoint_file: Path) -> Path:
     """``<run folder>/evaluation`` for a checkpoint inside a run, else ``evaluation``."""
-    run = run_folder_of(checkpoint_file)
+    from zoo.runs import run_of_checkpoint
+
+    run = run_of_checkpoint(checkpoint_file)
     return run / "evaluation" if run is not None else Path("evaluation")
-
-
-def data_defaults(checkpoint_file: Path, dataset: Optional[str], root: Optional[str],
-                  dataset_args: Optional[dict]) -> tuple[str, Optional[str], dict]:
-    """Dataset, root and arguments: the user's, else the run's own, else ``youtubers``."""
-    from zoo.runs import read_config
-
-    run = run_folder_of(checkpoint_file)
-    config = read_config(run) if run is not None else {}
-    config = config.get("options", config)  # train writes {"run", "options", ...}
-    name = dataset or config.get("dataset") or "youtubers"
-    same = name == config.get("dataset")
-    root = root if root is not None else (config.get("data") if same else None)
-    args = dataset_args if dataset_args is not None else (dict(config.get("dataset_args") or {}) if same else {})
-    return name, root, args
 
 
 def evaluate_checkpoint(checkpoint=None, *, dataset: Optional[str] = None, root: Optional[str] = None,
@@ -252,10 +229,11 @@ def evaluate_checkpoint(checkpoint=None, *, dataset: Optional[str] = None, root:
     from zoo import checkpoints
     from zoo.cache import cached
     from zoo.pipeline import FacePipeline
+    from zoo.runs import dataset_defaults
 
     metric_names(metrics)  # unknown names fail before anything heavy starts
     file = checkpoints.resolve(checkpoint, runs_dir)
-    name, root, args = data_defaults(file, dataset, root, dataset_args)
+    name, root, args = dataset_defaults(file, dataset, root, dataset_args)
     pipeline = FacePipeline.from_checkpoint(file, device, runs_dir)
 
     def split_of(which: str):

@@ -181,11 +181,11 @@ def generate_split(checkpoint, *, dataset: str, root: Optional[str], split: str,
     """One face per clip of a dataset split, ``<identity>_<k>.png``, plus a real-beside-generated
     grid, as the seed's ``--inference`` wrote them."""
     import registry
-    from zoo.runs import saved_dataset_args
+    from zoo.runs import dataset_defaults
 
     pipeline = FacePipeline.from_checkpoint(checkpoint, device, runs_dir)
-    if dataset_args is None:  # the same data the run trained on, unless told otherwise
-        dataset_args = saved_dataset_args(pipeline.source, dataset)
+    # the arguments of the data the run trained on, unless told otherwise
+    _, _, dataset_args = dataset_defaults(pipeline.source, dataset, root, dataset_args)
     data = registry.create("dataset", dataset, root=root, split=split, image_size=pipeline.image_size,
                            sample_rate=pipeline.sample_rate, num_samples=pipeline.num_samples,
                            **dataset_args)

@@ -162,12 +162,12 @@ def save_image(image: ImageLike, path: PathLike) -> Path:
     batch = as_uint8_batch(image)
     if batch.shape[0] != 1:
         raise ValueError(f"save_image takes one image, got {batch.shape[0]}; use save_grid")
-    return _write_png(batch[0], Path(path))
+    return write_png(batch[0], Path(path))
 
 
-def save_grid(images: ImageLike, path: PathLike, nrow: Optional[int] = None, *, padding: int = 2,
-              row_labels: Optional[Iterable[str]] = None, scale: int = 1) -> Path:
-    """Write images as one PNG grid, atomically; returns the path.
+def render_grid(images: ImageLike, nrow: Optional[int] = None, *, padding: int = 2,
+                row_labels: Optional[Iterable[str]] = None, scale: int = 1) -> np.ndarray:
+    """Images as one picture, ``uint8 [H, W, 3]``: what ``save_grid`` writes.
 
     ``row_labels`` writes a name left of each row (e.g. the identity in a real-vs-generated
     sheet); ``scale`` enlarges small faces with nearest-neighbour so pixels stay honest.
@@ -178,7 +178,13 @@ def save_grid(images: ImageLike, path: PathLike, nrow: Optional[int] = None, *, 
     if row_labels is not None:
         tile = as_uint8_batch(images).shape[1] * scale + padding * scale
         grid = _label_rows(grid, list(row_labels), tile, padding * scale)
-    return _write_png(grid, Path(path))
+    return grid
+
+
+def save_grid(images: ImageLike, path: PathLike, nrow: Optional[int] = None, *, padding: int = 2,
+              row_labels: Optional[Iterable[str]] = None, scale: int = 1) -> Path:
+    """Write images as one PNG grid (see ``render_grid``), atomically; returns the path."""
+    return write_png(render_grid(images, nrow, padding=padding, row_labels=row_labels, scale=scale), Path(path))
 
 
 def _label_rows(grid: np.ndarray, labels: list, row_height: int, top: int) -> np.ndarray:
@@ -204,10 +210,12 @@ def _label_rows(grid: np.ndarray, labels: list, row_height: int, top: int) -> np
     return np.asarray(canvas)
 
 
-def _write_png(array: np.ndarray, path: Path) -> Path:
-    """Save via a temporary file and a rename, so a reader never sees half a picture."""
+def write_png(array: np.ndarray, path: PathLike) -> Path:
+    """Save ``uint8 [H, W, 3]`` as PNG via a temporary file and a rename, so a reader never sees
+    half a picture."""
     from PIL import Image
 
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
     try:

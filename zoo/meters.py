@@ -15,8 +15,7 @@ from zoo.errors import TrainingError
 class LossMeter:
     """Sums loss tensors on the device; reading them is the only host synchronisation."""
 
-    def __init__(self, device: torch.device):
-        self.device = device
+    def __init__(self):
         self.epoch_sums: dict = {}
         self.interval_sums: dict = {}
         self.epoch_steps = 0

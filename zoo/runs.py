@@ -56,18 +56,24 @@ def read_config(run_dir: Path) -> dict:
 
 
 def run_of_checkpoint(model_file: Path) -> Optional[Path]:
-    """The run folder a checkpoint file belongs to (``<run>/checkpoints/<name>/model.safetensors``)."""
-    candidate = Path(model_file).resolve().parent.parent.parent
-    return candidate if (candidate / CONFIG_FILE).is_file() else None
+    """The run folder holding ``<run>/checkpoints/<name>/model.safetensors``, if it is one."""
+    folder = Path(model_file).parent.parent
+    if folder.name == "checkpoints" and (folder.parent / CONFIG_FILE).is_file():
+        return folder.parent
+    return None
 
 
-def saved_dataset_args(model_file: Path, dataset: str) -> dict:
-    """The dataset arguments the checkpoint's run trained with, when it trained on ``dataset``."""
+def dataset_defaults(model_file: Path, dataset: Optional[str], root: Optional[str],
+                     dataset_args: Optional[dict]) -> tuple[str, Optional[str], dict]:
+    """Dataset, root and arguments: the user's, else the checkpoint's run's own (when it is the
+    same dataset), else ``youtubers``."""
     run = run_of_checkpoint(model_file)
-    if run is None:
-        return {}
-    options = read_config(run).get("options", {})
-    return dict(options.get("dataset_args") or {}) if options.get("dataset") == dataset else {}
+    options = read_config(run).get("options", {}) if run is not None else {}
+    name = dataset or options.get("dataset") or "youtubers"
+    same = name == options.get("dataset")
+    root = root if root is not None else (options.get("data") if same else None)
+    args = dataset_args if dataset_args is not None else (dict(options.get("dataset_args") or {}) if same else {})
+    return name, root, args
 
 
 class StatsLog:

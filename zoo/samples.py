@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.images import as_uint8_batch, make_grid, save_grid
+from zoo.images import render_grid, write_png
 
 
 @dataclass
@@ -51,17 +51,16 @@ def generate_faces(model, waves: torch.Tensor, device: torch.device, batch_size:
     return torch.cat(faces)
 
 
-def sheet(samples: SampleSet, fakes: torch.Tensor) -> np.ndarray:
+def sheet(samples: SampleSet, fakes: torch.Tensor) -> torch.Tensor:
     """Interleave real and generated faces: one row per identity, real then generated."""
-    pairs = torch.stack([samples.images, fakes.to(samples.images.dtype)], dim=1).flatten(0, 1)
-    return pairs
+    return torch.stack([samples.images, fakes.to(samples.images.dtype)], dim=1).flatten(0, 1)
 
 
 def write_sample_grid(model, samples: SampleSet, path: Path, device: torch.device) -> np.ndarray:
-    """Write the real-beside-generated sheet for ``samples`` to ``path``; return it as HWC uint8."""
+    """Write the real-beside-generated sheet for ``samples`` to ``path``; return it as HWC uint8
+    (the same picture, for TensorBoard)."""
     fakes = generate_faces(model, samples.waves, device)
-    pairs = sheet(samples, fakes)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    columns = 2 * samples.per_identity
-    save_grid(pairs, path, nrow=columns, row_labels=samples.rows, scale=2 if samples.images.shape[-1] <= 64 else 1)
-    return make_grid(as_uint8_batch(pairs), nrow=columns)
+    scale = 2 if samples.images.shape[-1] <= 64 else 1
+    grid = render_grid(sheet(samples, fakes), nrow=2 * samples.per_identity, row_labels=samples.rows, scale=scale)
+    write_png(grid, path)
+    return grid

@@ -45,7 +45,8 @@ class GanStep:
 
     def __init__(self, model: nn.Module, discriminator: nn.Module, raw_discriminator: nn.Module,
                  adversarial: nn.Module, terms: list[WeightedTerm], optimizer_g, optimizer_d,
-                 *, autocast_dtype: Optional[torch.dtype] = None, channels_last: bool = False):
+                 *, autocast_dtype: Optional[torch.dtype] = None,
+                 memory_format: torch.memory_format = torch.contiguous_format):
         self.model = model  # SpeechToFace, possibly DDP-wrapped or compiled
         self.discriminator = discriminator  # possibly DDP-wrapped: used for its own update
         self.raw_discriminator = raw_discriminator  # the plain module: scored for the generator
@@ -54,7 +55,7 @@ class GanStep:
         self.optimizer_g = optimizer_g
         self.optimizer_d = optimizer_d
         self.autocast_dtype = autocast_dtype
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = memory_format  # the layout the models were put in
         # Groups scored one by one on the CPU, with the plain module only (DDP expects one forward).
         on_cpu = next(raw_discriminator.parameters()).device.type == "cpu"
         self.score_separately = on_cpu and discriminator is raw_discriminator

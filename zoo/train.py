@@ -82,8 +82,8 @@ class Trainer:
         seed_everything(config.seed + self.procs.rank)
         self.data = TrainingData(config, self.procs, self.device, self.callbacks.on_message,
                                  workers_chosen=self.sources.get("num_workers") == "option")
-        self.description = self._describe()
-        self._build_models()
+        self.description = describe_run(config, self.data.identities)
+        self.parts = build_training_parts(config, self.description, self.device)
         self.run_dir = self._prepare_run_dir()
         if config.resume:
             self._restore(Path(config.resume))
@@ -93,16 +93,15 @@ class Trainer:
         self.writer = self._tensorboard()
         return self
 
-    def _describe(self) -> dict:
-        return describe_run(self.config, self.data.identities)
+    @property
+    def model(self) -> SpeechToFace:
+        """Encoder, generator and classifier, unwrapped (what checkpoints hold)."""
+        return self.parts.model
 
-    def _build_models(self) -> None:
-        parts = build_training_parts(self.config, self.description, self.device)
-        self.parts = parts
-        self.model: SpeechToFace = parts.model
-        self.discriminator, self.adversarial, self.terms = parts.discriminator, parts.adversarial, parts.terms
-        self.optimizer_g, self.optimizer_d = parts.optimizer_g, parts.optimizer_d
-        self.channels_last = parts.channels_last
+    @property
+    def discriminator(self) -> torch.nn.Module:
+        """The discriminator, unwrapped."""
+        return self.parts.discriminator
 
     def _prepare_run_dir(self) -> Optional[Path]:
         if not self.procs.is_main:
@@ -143,8 +142,8 @@ class Trainer:
         checkpoints.load_weights(self.model, folder / checkpoints.MODEL_FILE)
         checkpoints.load_weights(self.discriminator, folder / checkpoints.DISCRIMINATOR_FILE)
         state = checkpoints.load_training_state(folder)
-        self.optimizer_g.load_state_dict(state["optimizer_g"])
-        self.optimizer_d.load_state_dict(state["optimizer_d"])
+        self.parts.optimizer_g.load_state_dict(state["optimizer_g"])
+        self.parts.optimizer_d.load_state_dict(state["optimizer_d"])
         self.step, self.epoch, self.skip_batches = state["step"], state["epoch"], state["batch_in_epoch"]
         self.batch_in_epoch = self.skip_batches
         restore_random_states(state["random"])
@@ -192,7 +191,7 @@ class Trainer:
 
     def _run_epoch(self, total: int, log_stats: Optional[StatsLog]) -> bool:
         """Train one epoch (or its rest after a resume); True when asked to stop."""
-        meter = LossMeter(self.device)
+        meter = LossMeter()
         started = time.perf_counter()
         for batch in self.data.epoch(self.epoch, self.skip_batches):
             stats = self.gan_step(batch)
@@ -248,7 +247,8 @@ class Trainer:
             return
         name = f"epoch_{self.epoch:04d}" if keep else f"step_{self.step:08d}"
         state = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.skip_batches,
-                 "optimizer_g": self.optimizer_g.state_dict(), "optimizer_d": self.optimizer_d.state_dict(),
+                 "optimizer_g": self.parts.optimizer_g.state_dict(),
+                 "optimizer_d": self.parts.optimizer_d.state_dict(),
                  "random": capture_random_states()}
         self.saved_step = self.step
         self.last_checkpoint = checkpoints.save_checkpoint(

@@ -16,6 +16,7 @@ from zoo.errors import DataError, UsageError
 from zoo.hardware import Processes, cpu_cores
 from zoo.samples import SampleSet, pick_samples
 from zoo.step import Batch
+from zoo.training_parts import MEMORY_FORMAT
 
 
 class TrainingData:
@@ -87,9 +88,8 @@ class TrainingData:
     def to_batch(self, items: dict) -> Batch:
         """Move a collated batch to the device (non-blocking from pinned memory on CUDA)."""
         move = dict(device=self.device, non_blocking=True)
-        memory = torch.channels_last  # as the models are laid out (zoo.train.build_training_parts)
         wrong = items.get("wrong_image")
         return Batch(wave=items["wave"].to(**move).float(),
-                     image=items["image"].to(**move).contiguous(memory_format=memory),
-                     wrong=None if wrong is None else wrong.to(**move).contiguous(memory_format=memory),
+                     image=items["image"].to(**move).contiguous(memory_format=MEMORY_FORMAT),
+                     wrong=None if wrong is None else wrong.to(**move).contiguous(memory_format=MEMORY_FORMAT),
                      identity=items["identity"].to(**move))

@@ -12,6 +12,9 @@ from zoo.config import TrainConfig
 from zoo.model import SpeechToFace, build_discriminator, build_speech_to_face, describe
 from zoo.step import GanStep, WeightedTerm, make_optimizer
 
+# Models and image batches are laid out channels_last: faster convolutions on CUDA, and about
+# 6% faster on this CPU in paired runs. The data side (zoo.training_data) uses the same.
+MEMORY_FORMAT = torch.channels_last
 
 @dataclass
 class TrainingParts:
@@ -23,7 +26,6 @@ class TrainingParts:
     terms: list
     optimizer_g: torch.optim.Optimizer
     optimizer_d: torch.optim.Optimizer
-    channels_last: bool
 
     def gan_step(self, amp: bool, model=None, discriminator=None) -> GanStep:
         """Our iteration over these parts; ``model``/``discriminator`` may be compiled or DDP-wrapped."""
@@ -31,7 +33,7 @@ class TrainingParts:
         discriminator = self.discriminator if discriminator is None else discriminator
         return GanStep(model, discriminator, self.discriminator,
                        self.adversarial, self.terms, self.optimizer_g, self.optimizer_d,
-                       autocast_dtype=torch.bfloat16 if amp else None, channels_last=self.channels_last)
+                       autocast_dtype=torch.bfloat16 if amp else None, memory_format=MEMORY_FORMAT)
 
 
 def describe_run(config: TrainConfig, identities) -> dict:
@@ -56,15 +58,13 @@ def build_training_parts(config: TrainConfig, description: dict, device: torch.d
     c = config
     model = build_speech_to_face(description).to(device)
     discriminator = build_discriminator(description).to(device)
-    channels_last = True
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-        discriminator.to(memory_format=torch.channels_last)
+    model.to(memory_format=MEMORY_FORMAT)
+    discriminator.to(memory_format=MEMORY_FORMAT)
     adversarial = registry.create("loss", c.loss).to(device)
     terms = [WeightedTerm(name, registry.create("loss", name).to(device),
-                          c.coefficient(name, registry.get("loss", name).meta.get("coefficient", 1.0)))
+                          c.coefficient(name, registry.get("loss", name).meta))
              for name in c.terms]
     betas = (c.beta1, c.beta2)
     return TrainingParts(model, discriminator, adversarial, terms,
                          make_optimizer(model, c.lr_g, betas, device),
-                         make_optimizer(discriminator, c.lr_d, betas, device), channels_last)
+                         make_optimizer(discriminator, c.lr_d, betas, device))
