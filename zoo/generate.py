@@ -192,9 +192,8 @@ def generate_split(checkpoint, *, dataset: str, root: Optional[str], split: str,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written, sheet, rows = 0, [], []
-    indices = list(range(len(data)))
-    for start in range(0, len(indices), batch_size):
-        items = [data[i] for i in indices[start:start + batch_size]]
+    for start in range(0, len(data), batch_size):
+        items = [data[i] for i in range(start, min(start + batch_size, len(data)))]
         faces = pipeline(torch.stack([torch.as_tensor(it["wave"]) for it in items]))
         for item, face in zip(items, faces):
             save_image(face, out / f"{item['key']}.png")
@@ -204,6 +203,7 @@ def generate_split(checkpoint, *, dataset: str, root: Optional[str], split: str,
                 rows.append(name)
                 sheet += [torch.as_tensor(item["image"]), face]
         if progress is not None:
-            progress(written, len(indices))
-    grid = save_grid(torch.stack(sheet), out / "grid.png", nrow=2) if sheet else None
+            progress(written, len(data))
+    scale = 2 if pipeline.image_size <= 64 else 1  # as the training sample sheets
+    grid = save_grid(torch.stack(sheet), out / "grid.png", nrow=2, row_labels=rows, scale=scale) if sheet else None
     return {"written": written, "folder": str(out), "grid": str(grid) if grid else None}
