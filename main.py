@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from zoo import __version__
-from zoo.cli import ZooTyper
+from zoo.cli.app import ZooTyper
 from zoo.hookspecs import KINDS
 
 app = ZooTyper(
@@ -49,7 +49,7 @@ def list_components(
 ) -> None:
     """List the registered components with their descriptions and parameters."""
     import registry
-    from zoo.views import show_components
+    from zoo.cli.list import show_components
 
     kinds = [registry.check_kind(kind)] if kind else list(KINDS)
     show_components(kinds, pattern, as_json)
@@ -60,7 +60,7 @@ def list_plugins(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List the plugin distributions, their versions, hooks, and any that failed to load."""
-    from zoo.views import show_plugins
+    from zoo.cli.list import show_plugins
 
     show_plugins(as_json)
 
@@ -128,7 +128,7 @@ def train(
 ) -> None:
     """Train a speech-to-face GAN (on the embedded synthetic data unless told otherwise)."""
     user = {k: v for k, v in locals().items() if k not in ("arg", "terms", "term_coef")}
-    from zoo import train_command
+    from zoo.cli import train as train_command
 
     user.update(train_command.component_args(arg))
     user["terms"] = tuple(t.strip() for t in terms.split(",") if t.strip()) if terms is not None else None
@@ -158,14 +158,14 @@ def generate(
     runs_dir: str = typer.Option("runs", help="Where to look for the newest run."),
 ) -> None:
     """Draw faces from speech files, or from a dataset split, with a trained checkpoint."""
-    from zoo import generate_command
+    from zoo.cli import generate as generate_command
     from zoo.errors import UsageError
     from zoo.generate import GenerateOptions
 
     if data is not None or dataset is not None:
         if inputs:
             raise UsageError("give audio files or --data/--dataset, not both")
-        from zoo.train_command import component_args
+        from zoo.cli.train import component_args
 
         dataset_args = component_args(arg).get("dataset_args") if arg else None
         raise typer.Exit(generate_command.run_split(checkpoint, dataset or "youtubers", data, split, out,
@@ -193,8 +193,8 @@ def prepare(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Build a training set from raw talking-head videos: face crops paired with speech windows."""
-    from zoo.prepare import prepare as prepare_videos
-    from zoo.prepare_view import prepare_progress, show_summary
+    from zoo.prepare.runner import prepare as prepare_videos
+    from zoo.cli.prepare import prepare_progress, show_summary
 
     with prepare_progress(quiet) as progress:
         summary = prepare_videos(videos, out, frame_every=frame_every, context_seconds=context_seconds,
@@ -223,7 +223,7 @@ def evaluate(
 ) -> None:
     """Score a checkpoint's faces for a dataset split: face detection, identity accuracy, recall@K, distances."""
     options = dict(locals())
-    from zoo import evaluate_command
+    from zoo.cli import evaluate as evaluate_command
 
     raise typer.Exit(evaluate_command.run(**options))
 
@@ -248,8 +248,8 @@ def bench(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ) -> None:
     """Time our training step beside the seed's, the loader, generation, memory and FLOP/s."""
-    from zoo import bench_command
-    from zoo.train_command import component_args
+    from zoo.cli import bench as bench_command
+    from zoo.cli.train import component_args
 
     user = {"encoder": encoder, "generator": generator, "discriminator": discriminator,
             "image_size": image_size, "batch_size": batch_size, "dataset": dataset, "data": data,

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo import SpeechEncoder, UsageError, hookimpl
-from zoo.init import init_weights
+from zoo.model.init_weights import init_weights
 
 CHANNELS = (16, 32, 128, 256, 512, 1024)
 KERNEL = 15

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from zoo import SpeechEncoder, hookimpl
-from zoo.init import init_weights
+from zoo.model.init_weights import init_weights
 
 LOG_FLOOR = 1e-6  # keeps log() finite on silent frames
 STAGE_MULTIPLIERS = (1, 2, 2, 4)  # stage widths as multiples of ``width``

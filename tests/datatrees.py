@@ -75,7 +75,7 @@ BAD_KINDS = ["missing", "directory", "empty", "header_only", "text", "image", "r
 
 def write_bad_audio(tmp_path: Path, kind: str):
     """Write one kind of unusable audio file; return its path and the error it must raise."""
-    from zoo import audio
+    from zoo.media import audio
 
     path = tmp_path / f"{kind}.wav"
     if kind == "missing":

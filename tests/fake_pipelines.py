@@ -60,8 +60,8 @@ def _fingerprint(wave) -> bytes:
 def tiny_checkpoint(folder: Path, *, num_samples: int = 4000, run_config: dict | None = None) -> Path:
     """An untrained 64 px wave_cnn + dcgan checkpoint: a run folder (``config.json`` and
     ``checkpoints/last``) when ``run_config`` is given, else the checkpoint folder ``folder/model``."""
-    from zoo.checkpoints import save_checkpoint
-    from zoo.model import build_discriminator, build_speech_to_face, describe
+    from zoo.model.checkpoints import save_checkpoint
+    from zoo.model.speech_to_face import build_discriminator, build_speech_to_face, describe
 
     description = describe(encoder=("wave_cnn", {"num_samples": num_samples, "width": 8}),
                            generator=("dcgan", {"image_size": 64}),

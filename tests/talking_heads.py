@@ -194,9 +194,9 @@ def build_prepared_folder(youtubers_root: Path, workdir: Path, *, seconds: float
 
     Returns ``(out, summary, heads)``; ``out`` then holds the youtubers layout with a train and
     a test split (one video of each identity in each by default). Keyword arguments go to
-    ``zoo.prepare.prepare`` (defaults here: 2 windows per face, half the videos for test).
+    ``zoo.prepare.runner.prepare`` (defaults here: 2 windows per face, half the videos for test).
     """
-    from zoo.prepare import prepare
+    from zoo.prepare.runner import prepare
 
     heads = make_videos(youtubers_root, workdir / "videos", per_identity=per_identity, seconds=seconds)
     options = {"windows": 2, "test_fraction": 0.5, **prepare_options}

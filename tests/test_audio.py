@@ -1,4 +1,4 @@
-"""zoo.audio: every common format, rate and channel count in; every kind of bad file refused."""
+"""zoo.media.audio: every common format, rate and channel count in; every kind of bad file refused."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from datatrees import BAD_KINDS, tone, write_audio, write_bad_audio
-from zoo import audio
+from zoo.media import audio
 from zoo.errors import AudioError, ZooError
 
 FORMATS = [  # (extension, soundfile format, subtype, lossy)

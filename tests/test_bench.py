@@ -14,7 +14,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from main import app
-from zoo.flops import count_forward_flops, ours_step_flops, seed_step_flops
+from zoo.bench.flops import count_forward_flops, ours_step_flops, seed_step_flops
 
 TINY = ["--arg", "dataset.num_identities=3", "--arg", "dataset.clips_per_identity=8", "--batch-size", "4",
         "--size", "64", "--device", "cpu", "--repeats", "1", "--warmup", "1"]
@@ -120,13 +120,13 @@ def test_step_flops_follow_the_iterations():
 def steps():
     """Our step and the seed-style step from the same weights, a batch of 2 (tiny data)."""
     torch.set_num_threads(1)
-    from zoo.bench import fresh_copy, pageable
-    from zoo.config import resolve
+    from zoo.bench.benchmark import fresh_copy, pageable
+    from zoo.train.config import resolve
     from zoo.hardware import Processes
-    from zoo.model import build_discriminator, build_speech_to_face
-    from zoo.seed_step import SeedStyleStep
-    from zoo.training_parts import build_training_parts, describe_run
-    from zoo.training_data import TrainingData
+    from zoo.model.speech_to_face import build_discriminator, build_speech_to_face
+    from zoo.bench.seed_step import SeedStyleStep
+    from zoo.train.parts import build_training_parts, describe_run
+    from zoo.train.batches import TrainingData
 
     config, _ = resolve({"encoder": "segan", "batch_size": 2, "device": "cpu", "clip_seconds": 0.25,
                          "num_workers": 0, "cache": False, "quiet": True,

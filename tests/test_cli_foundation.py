@@ -66,8 +66,8 @@ def test_every_command_has_help(command):
 
 
 def test_list_hides_the_arguments_the_evaluator_injects():
-    from zoo.metric_inputs import INJECTED
-    from zoo.views import INJECTED_METRIC_ARGUMENTS
+    from zoo.evaluate.context import INJECTED
+    from zoo.cli.list import INJECTED_METRIC_ARGUMENTS
 
     assert tuple(INJECTED) == INJECTED_METRIC_ARGUMENTS
     result = invoke("list", "metric")

@@ -12,8 +12,8 @@ from torch import nn
 
 import registry
 from zoo import TermInputs, UsageError
-from zoo.init import init_weights
-from zoo.speaker_classifier import SpeakerClassifier
+from zoo.model.init_weights import init_weights
+from zoo.model.speaker_classifier import SpeakerClassifier
 
 
 def trainable(model: nn.Module) -> int:

@@ -17,7 +17,7 @@ import torch
 import registry
 from conftest import registered
 from datatrees import folder_tree, youtubers_tree
-from zoo.data import WithMismatch, collate
+from zoo.data.loader import WithMismatch, collate
 from zoo.errors import DataError, ZooError
 
 DATASETS = registered("dataset")

@@ -1,4 +1,4 @@
-"""Every registered metric honours the contract of ``zoo.metric_inputs``, the moment it is registered.
+"""Every registered metric honours the contract of ``zoo.evaluate.context``, the moment it is registered.
 
 A metric factory, built the way the evaluate core builds it (injected arguments by signature),
 returns a callable ``(pipeline, dataset, device) -> {name: float}`` whose ``_real`` and
@@ -22,7 +22,7 @@ METRICS = registered("metric")
 def setting(tmp_path_factory):
     """A tiny synthetic split, its training split, and one shared tiny classifier."""
     import registry
-    from zoo.face_classifier import ClassifierSettings, SharedClassifier
+    from zoo.evaluate.face_classifier import ClassifierSettings, SharedClassifier
 
     common = dict(image_size=32, sample_rate=16000, num_samples=2000, num_identities=3)
     train = registry.create("dataset", "synthetic", split="train", clips_per_identity=8, **common)
@@ -49,7 +49,7 @@ def test_metric_is_described_and_says_which_way_is_better(name):
 @pytest.mark.parametrize("name", METRICS)
 def test_metric_returns_named_floats_or_a_reasoned_skip(name, setting):
     import registry
-    from zoo.metric_inputs import MetricSkipped, build_metric
+    from zoo.evaluate.context import MetricSkipped, build_metric
 
     details: dict = {}
     injected = {"classifier": setting["classifier"], "train_dataset": setting["train"],
@@ -77,7 +77,7 @@ def test_metric_returns_named_floats_or_a_reasoned_skip(name, setting):
 def test_metric_factory_builds_without_allocating_or_reading(name):
     """Building a metric only records its options: the work happens when it is called."""
     import registry
-    from zoo.metric_inputs import build_metric
+    from zoo.evaluate.context import build_metric
 
     def forbidden():
         raise AssertionError("the classifier was requested while building the metric")

@@ -1,4 +1,4 @@
-"""zoo.data (mismatched faces, collate, make_loader) and zoo.cache (the preprocessing cache)."""
+"""zoo.data.loader (mismatched faces, collate, make_loader) and zoo.data.cache (the preprocessing cache)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import torch
 
 from datatrees import folder_tree, write_audio
 from plugins.datasets import folder
-from zoo import cache as zoo_cache
-from zoo.audio import AudioError
-from zoo.data import EpochSampler, SingleIdentityWarning, WithMismatch, collate, make_loader
+from zoo.data import cache as zoo_cache
+from zoo.media.audio import AudioError
+from zoo.data.loader import EpochSampler, SingleIdentityWarning, WithMismatch, collate, make_loader
 from zoo.errors import DataError
 
 SMALL = {"image_size": 16, "sample_rate": 16000, "num_samples": 2000}

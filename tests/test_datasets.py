@@ -11,7 +11,7 @@ import torch
 
 from datatrees import COLORS, folder_tree, write_audio, write_face, youtubers_tree
 from plugins.datasets import folder, youtubers
-from plugins.paired_files import UnpairedFilesWarning
+from plugins.datasets.paired_files import UnpairedFilesWarning
 from plugins.synthetic import identity_traits, render_sample_grid, synthetic
 from zoo.errors import DataError
 
@@ -249,7 +249,7 @@ def test_synthetic_face_traits_correlate_with_voice_traits():
 
 
 def test_synthetic_mouth_opens_with_loudness_at_the_centre():
-    from plugins.synth_voice import synthesise
+    from plugins.synthetic.voice import synthesise
 
     voice, _ = identity_traits(0, 0)
     openings, loudness = [], []

@@ -29,8 +29,8 @@ def cache_dir(tmp_path_factory):
 
 
 def _evaluate(pipeline, splits, cache_dir, out=None, **options):
-    from zoo.evaluate import evaluate
-    from zoo.face_classifier import ClassifierSettings
+    from zoo.evaluate.evaluator import evaluate
+    from zoo.evaluate.face_classifier import ClassifierSettings
 
     train, test = splits
     options.setdefault("metrics", CLASSIFIER_METRICS)
@@ -104,7 +104,7 @@ def test_missing_fid_weights_are_a_skip_not_an_error(splits, cache_dir):
 def test_a_failing_metric_is_recorded_and_the_others_still_run(splits, cache_dir):
     """A dataset whose training split cannot be built: classifier metrics fail, detection runs."""
     from zoo.errors import DataError
-    from zoo.evaluate import evaluate
+    from zoo.evaluate.evaluator import evaluate
 
     def no_training_split():
         raise DataError("no 'train' split folder")
@@ -118,7 +118,7 @@ def test_a_failing_metric_is_recorded_and_the_others_still_run(splits, cache_dir
 
 def test_unknown_metric_names_are_usage_errors_listing_the_valid_ones(splits):
     from zoo.errors import UsageError
-    from zoo.evaluate import evaluate
+    from zoo.evaluate.evaluator import evaluate
 
     with pytest.raises(UsageError, match="choose from: .*identity_accuracy"):
         evaluate(PairedFacePipeline(splits[1]), splits[1], metrics=["identity_acuracy"], progress=False)
@@ -127,8 +127,8 @@ def test_unknown_metric_names_are_usage_errors_listing_the_valid_ones(splits):
 def test_identity_accuracy_on_real_youtubers_faces(youtubers_root, tmp_path):
     """The wav2pix data: a classifier from real training faces names held-out real faces."""
     import registry
-    from zoo.evaluate import evaluate
-    from zoo.face_classifier import ClassifierSettings
+    from zoo.evaluate.evaluator import evaluate
+    from zoo.evaluate.face_classifier import ClassifierSettings
 
     def split(name):
         return registry.create("dataset", "youtubers", root=str(youtubers_root), split=name, image_size=32)

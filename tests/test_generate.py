@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 from datatrees import BAD_KINDS, tone, write_audio, write_bad_audio
 from train_helpers import TINY_DATA, run_cli, run_trainer
 from main import app
-from zoo import checkpoints
-from zoo.audio import load_audio, sliding_windows
-from zoo.images import decode_image
-from zoo.pipeline import FacePipeline
+from zoo.model import checkpoints
+from zoo.media.audio import load_audio, sliding_windows
+from zoo.media.images import decode_image
+from zoo.model.pipeline import FacePipeline
 
 
 @pytest.fixture(scope="module")

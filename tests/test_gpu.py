@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from train_helpers import run_cli, run_trainer, weights
-from zoo.pipeline import FacePipeline
+from zoo.model.pipeline import FacePipeline
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

@@ -1,4 +1,4 @@
-"""zoo.images: decoding by content, RGB, antialiased resizing, tensors and PNG grids."""
+"""zoo.media.images: decoding by content, RGB, antialiased resizing, tensors and PNG grids."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from datatrees import face_bytes, write_face
-from zoo import images
+from zoo.media import images
 from zoo.errors import DataError
 
 

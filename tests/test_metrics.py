@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fake_pipelines import EveryNth
-from plugins import feature_stats
+from plugins.metrics import feature_stats
 
 TINY_CLASSIFIER = dict(epochs=1, min_steps=40, batch_size=32)
 
@@ -81,7 +81,7 @@ def synthetic_splits():
 
 @pytest.fixture(scope="module")
 def trained(synthetic_splits, tmp_path_factory):
-    from zoo.face_classifier import ClassifierSettings, load_or_train
+    from zoo.evaluate.face_classifier import ClassifierSettings, load_or_train
 
     cache = tmp_path_factory.mktemp("classifier-cache")
     settings = ClassifierSettings(**TINY_CLASSIFIER)
@@ -89,7 +89,7 @@ def trained(synthetic_splits, tmp_path_factory):
 
 
 def test_classifier_learns_identities_from_training_faces(synthetic_splits, trained):
-    from zoo.metric_inputs import labels_of, load_real_faces
+    from zoo.evaluate.context import labels_of, load_real_faces
 
     classifier, _ = trained
     test = synthetic_splits[1]
@@ -100,9 +100,9 @@ def test_classifier_learns_identities_from_training_faces(synthetic_splits, trai
 
 
 def test_classifier_is_cached_as_safetensors_and_reloaded_without_training(synthetic_splits, trained, monkeypatch):
-    from zoo import face_classifier
-    from zoo.face_classifier import ClassifierSettings, load_or_train
-    from zoo.metric_inputs import load_real_faces
+    from zoo.evaluate import face_classifier
+    from zoo.evaluate.face_classifier import ClassifierSettings, load_or_train
+    from zoo.evaluate.context import load_real_faces
 
     classifier, cache = trained
     path = face_classifier.cache_path(synthetic_splits[0], ClassifierSettings(**TINY_CLASSIFIER), cache)
@@ -118,7 +118,7 @@ def test_classifier_is_cached_as_safetensors_and_reloaded_without_training(synth
 
 def test_classifier_cache_key_follows_settings_and_data(synthetic_splits, tmp_path):
     import registry
-    from zoo.face_classifier import ClassifierSettings, cache_path
+    from zoo.evaluate.face_classifier import ClassifierSettings, cache_path
 
     base = cache_path(synthetic_splits[0], ClassifierSettings(), tmp_path)
     assert cache_path(synthetic_splits[0], ClassifierSettings(), tmp_path) == base
@@ -131,7 +131,7 @@ def test_classifier_cache_key_follows_settings_and_data(synthetic_splits, tmp_pa
 
 def test_unknown_backbone_is_a_usage_error():
     from zoo.errors import UsageError
-    from zoo.face_classifier import build_backbone
+    from zoo.evaluate.face_classifier import build_backbone
 
     with pytest.raises(UsageError, match="no_such_net"):
         build_backbone("no_such_net", 3)
@@ -140,8 +140,8 @@ def test_unknown_backbone_is_a_usage_error():
 # -- face detection ----------------------------------------------------------------------------------------
 def test_haar_cascade_finds_real_faces_and_not_noise(youtubers_root):
     import registry
-    from plugins.detection_rate import haar_found
-    from zoo.metric_inputs import load_real_faces
+    from plugins.metrics.detection import haar_found
+    from zoo.evaluate.context import load_real_faces
 
     test = registry.create("dataset", "youtubers", root=str(youtubers_root), split="test", image_size=64)
     faces = load_real_faces(EveryNth(test, 15))
@@ -152,7 +152,7 @@ def test_haar_cascade_finds_real_faces_and_not_noise(youtubers_root):
 
 
 def test_dlib_variant_is_skipped_with_a_reason_when_unavailable(tmp_path):
-    from plugins.detection_rate import dlib_unavailable
+    from plugins.metrics.detection import dlib_unavailable
 
     assert "landmarks_model" in dlib_unavailable(None)
     reason = dlib_unavailable(str(tmp_path / "missing.dat"))
@@ -162,7 +162,7 @@ def test_dlib_variant_is_skipped_with_a_reason_when_unavailable(tmp_path):
 # -- fid: weights from a path, never downloaded ------------------------------------------------------------
 def test_fid_without_weights_is_a_clear_skip(synthetic_splits, tmp_path):
     from plugins.metrics import fid
-    from zoo.metric_inputs import MetricSkipped
+    from zoo.evaluate.context import MetricSkipped
 
     test = synthetic_splits[1]
     with pytest.raises(MetricSkipped, match="--fid-weights"):
@@ -199,7 +199,7 @@ def test_fid_runs_on_given_weights(synthetic_splits, inception_file):
 def test_wrong_weights_file_for_fid_is_one_clear_error(tmp_path):
     from safetensors.torch import save_file
 
-    from plugins.inception_features import load_inception
+    from plugins.metrics.inception import load_inception
     from zoo.errors import CheckpointError
 
     garbage = tmp_path / "notes.pth"

@@ -20,10 +20,10 @@ from PIL import Image
 
 from talking_heads import PROBE_HZ, SPEECH_F0_HZ, make_videos, write_talking_head
 from zoo.errors import DataError, UsageError
-from zoo.prepare import PrepareProgress, assign_splits, count_test_videos, prepare, VideoJob
-from zoo.prepare_state import STATE_FILE
-from zoo.prepare_video import window_starts
-from zoo.video import StreamResampler
+from zoo.prepare.runner import PrepareProgress, assign_splits, count_test_videos, prepare, VideoJob
+from zoo.prepare.state import STATE_FILE
+from zoo.prepare.video_pairs import window_starts
+from zoo.media.video import StreamResampler
 
 WINDOWS = 2
 SECONDS = 3.0       # 3 s at one frame a second: frames at 0, 1 and 2 s
@@ -307,7 +307,7 @@ def test_stream_resampler_equals_resampling_the_whole_signal(rate):
 
 
 def test_windows_stay_inside_the_context_and_the_soundtrack():
-    from zoo.prepare import PrepareOptions
+    from zoo.prepare.runner import PrepareOptions
 
     options = PrepareOptions(windows=50, context_seconds=4.0, window_seconds=1.0)
     rng = np.random.default_rng(0)
@@ -330,7 +330,7 @@ def test_build_prepared_folder_gives_both_splits_for_later_tests(youtubers_root,
 
 
 def test_square_crops_grow_by_the_margin_and_stay_inside_the_frame():
-    from zoo.faces import Face, square_crop_box
+    from zoo.media.faces import Face, square_crop_box
 
     middle = square_crop_box(Face(100, 80, 50, 5.0), 320, 240, margin=0.2)
     assert (middle.size, middle.x, middle.y) == (70, 90, 70)  # 50 px + 10 px on each side
@@ -341,7 +341,7 @@ def test_square_crops_grow_by_the_margin_and_stay_inside_the_frame():
 
 
 def test_detection_looks_coarse_first_and_fine_enough_for_min_face():
-    from zoo.faces import CASCADE_WINDOW, detection_levels
+    from zoo.media.faces import CASCADE_WINDOW, detection_levels
 
     for width, height, min_face in ((1920, 1080, 64), (640, 360, 64), (240, 180, 64), (1280, 720, 200)):
         levels = detection_levels(width, height, min_face)
@@ -363,7 +363,7 @@ def test_two_training_steps_run_on_the_prepared_output(prepared, tmp_path):
     assert len(config["model"]["identities"]) == 2
     # the youtubers reader serves prepare's RGB crops as they are, never red/blue swapped
     import registry
-    from zoo.images import load_face, to_tensor
+    from zoo.media.images import load_face, to_tensor
 
     data = registry.create("dataset", "youtubers", root=str(out), split="train", image_size=64)
     stored = to_tensor(load_face(data.pairs[0].image, 64, swap_channels=False))

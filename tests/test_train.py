@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from conftest import registered
 from main import app
 from train_helpers import cli_args, run_trainer, weights
-from zoo import checkpoints
+from zoo.model import checkpoints
 from zoo.errors import TrainingError, UsageError
-from zoo.pipeline import FacePipeline
+from zoo.model.pipeline import FacePipeline
 
 
 @pytest.mark.parametrize("size", [64, 128])

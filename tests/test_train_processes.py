@@ -13,7 +13,7 @@ import torch
 
 from conftest import REPO_ROOT
 from train_helpers import cli_args, run_cli, weights
-from zoo import checkpoints
+from zoo.model import checkpoints
 
 
 def start(args: list) -> subprocess.Popen:

@@ -24,8 +24,8 @@ def tiny_options(runs_dir: Path, **overrides) -> dict:
 
 def run_trainer(runs_dir: Path, **overrides):
     """Resolve options as the CLI does and train in this process."""
-    from zoo.config import for_resume, resolve
-    from zoo.train import train
+    from zoo.train.config import for_resume, resolve
+    from zoo.train.loop import train
 
     options = tiny_options(runs_dir, **overrides)
     config, sources = for_resume(options["resume"], options) if options.get("resume") else resolve(options)

@@ -35,7 +35,7 @@ _LAZY = {
         "Metric",
     )
 }
-_LAZY.update({name: "zoo.metric_inputs" for name in ("MetricSkipped", "generated_faces", "real_faces")})
+_LAZY.update({name: "zoo.evaluate.context" for name in ("MetricSkipped", "generated_faces", "real_faces")})
 
 __all__ = [
     "hookimpl",

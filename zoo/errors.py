@@ -1,6 +1,6 @@
 """One family of errors for the whole project.
 
-The core raises these; the CLI boundary (``zoo.cli``) turns each into one line on stderr and an
+The core raises these; the CLI boundary (``zoo.cli.app``) turns each into one line on stderr and an
 exit code, never a traceback. ``exit_code`` says which: 1 for a runtime failure, 2 for a usage
 error (a bad option, an unknown component), as click does for its own usage errors.
 """

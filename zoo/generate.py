@@ -16,10 +16,10 @@ from typing import Callable, Optional
 
 import torch
 
-from zoo.audio import AUDIO_EXTENSIONS, FALLBACK_EXTENSIONS, ShortClipWarning, fit_length, load_audio, peak_normalise, sliding_windows
+from zoo.media.audio import AUDIO_EXTENSIONS, FALLBACK_EXTENSIONS, ShortClipWarning, fit_length, load_audio, peak_normalise, sliding_windows
 from zoo.errors import UsageError, ZooError
-from zoo.images import save_grid, save_image
-from zoo.pipeline import FacePipeline
+from zoo.media.images import save_grid, save_image
+from zoo.model.pipeline import FacePipeline
 
 
 @dataclass
@@ -181,7 +181,7 @@ def generate_split(checkpoint, *, dataset: str, root: Optional[str], split: str,
     """One face per clip of a dataset split, ``<identity>_<k>.png``, plus a real-beside-generated
     grid, as the seed's ``--inference`` wrote them."""
     import registry
-    from zoo.runs import dataset_defaults
+    from zoo.train.runs import dataset_defaults
 
     pipeline = FacePipeline.from_checkpoint(checkpoint, device, runs_dir)
     # the arguments of the data the run trained on, unless told otherwise

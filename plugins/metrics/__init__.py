@@ -1,0 +1,268 @@
+"""The built-in metrics: wav2pix's two measures and the field's since, all offline.
+
+Each factory returns ``metric(pipeline, dataset, device) -> {name: float}`` (the contract and
+the arguments the evaluate core injects are in ``zoo.evaluate.context``). Next to every figure for
+the generated faces, the same measure on real faces (``<name>_real``) is the reference column.
+
+- ``face_detection``: share of faces in which a face detector finds one (wav2pix: 90.25%).
+- ``identity_accuracy``: wav2pix's protocol: a classifier trained on the real training faces
+  names the speaker of each generated face; with per-identity confusion and the chance level.
+- ``frechet_distance``, ``kid``: distances in that classifier's feature space. They are NOT
+  comparable with Inception FID/KID numbers from papers: another network, trained here.
+- ``fid``: Fréchet distance on Inception-v3 features from a weights file the user gives.
+- ``recall_at_k``: identity retrieval as in SF2F (Bai et al., 2022).
+
+The reference for the distances is a sample of real *training* faces, as many as the test
+clips, against the real test faces: what real faces of these people that are not the test
+faces score. The classifier has seen those training faces, so the reference is a floor in
+spirit, not an exact one.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from plugins.metrics import feature_stats
+from zoo import hookimpl
+from zoo.errors import DataError
+from zoo.evaluate.context import MetricSkipped, generated_faces, labels_of, real_faces, shared
+
+FEATURE_SPACE_NOTE = ("measured in the features of the face classifier trained here: not comparable "
+                      "with Inception FID/KID numbers")
+
+
+# -- shared pieces: classifier outputs, identity mapping, real reference ---------------------------------
+def classifier_outputs(pipeline, dataset, classifier, which: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(features, logits)`` of the generated or real faces, computed once per evaluation."""
+    def compute():
+        faces = generated_faces(pipeline, dataset) if which == "generated" else real_faces(pipeline, dataset)
+        return classifier.outputs(faces)
+
+    return shared(pipeline, ("classifier", which, id(classifier)), compute)
+
+
+def class_labels(dataset, classifier) -> torch.Tensor:
+    """The dataset's labels as indices into the classifier's identities (matched by name)."""
+    index_of = {name: i for i, name in enumerate(classifier.identities)}
+    unknown = sorted(set(dataset.identities) - set(index_of))
+    if unknown:
+        raise DataError(f"identities {', '.join(unknown[:5])} of the evaluated split are not in the "
+                        f"training split the face classifier learnt from")
+    mapping = torch.as_tensor([index_of[name] for name in dataset.identities], dtype=torch.long)
+    return mapping[labels_of(dataset)]
+
+
+def reference_features(pipeline, dataset, train_dataset, classifier, seed: int) -> Optional[torch.Tensor]:
+    """Classifier features of real training faces, as many as the evaluated clips (seeded sample);
+    None without a training split."""
+    def compute():
+        sample = _training_sample(train_dataset, len(dataset), seed)
+        return None if sample is None else classifier.features(sample)
+
+    return shared(pipeline, ("reference", id(classifier), seed), compute)
+
+
+def _training_sample(train_dataset, count: int, seed: int) -> Optional[torch.Tensor]:
+    from zoo.evaluate.context import load_real_faces
+
+    if train_dataset is None:
+        return None
+    indices = np.arange(len(train_dataset))
+    if count < len(indices):
+        indices = np.sort(np.random.default_rng(seed).choice(indices, count, replace=False))
+    return load_real_faces(_Subset(train_dataset, indices))
+
+
+class _Subset:
+    """Some items of a dataset, with its ``load_image`` when it has one."""
+
+    def __init__(self, dataset, indices):
+        self.dataset, self.indices = dataset, [int(i) for i in indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.dataset[self.indices[i]]
+
+    def load_image(self, i: int) -> torch.Tensor:
+        loader = getattr(self.dataset, "load_image", None)
+        return loader(self.indices[i]) if loader is not None else self.dataset[self.indices[i]]["image"]
+
+
+def _reference_note(reference) -> str:
+    if reference is None:
+        return "no training split, so no real column"
+    return f"real column: {len(reference)} real training faces vs the real test faces"
+
+
+def _note(details: Optional[dict], line: str) -> None:
+    if details is not None:
+        details.setdefault("notes", []).append(line)
+
+
+# -- face detection ----------------------------------------------------------------------------------------
+def face_detection(landmarks_model: Optional[str] = None, min_neighbours: int = 5,
+                   details: Optional[dict] = None):
+    """Share of faces in which OpenCV's Haar cascade (and, optionally, dlib) finds a face."""
+    def metric(pipeline, dataset, device) -> dict:
+        from plugins.metrics.detection import dlib_found, dlib_unavailable, haar_found
+
+        generated, real = generated_faces(pipeline, dataset), real_faces(pipeline, dataset)
+        values = {"face_detection": float(haar_found(generated, min_neighbours=min_neighbours).mean()),
+                  "face_detection_real": float(haar_found(real, min_neighbours=min_neighbours).mean())}
+        reason = dlib_unavailable(landmarks_model)
+        if reason:
+            _note(details, reason)
+        else:
+            values["face_detection_dlib"] = float(dlib_found(generated, landmarks_model).mean())
+            values["face_detection_dlib_real"] = float(dlib_found(real, landmarks_model).mean())
+        return values
+
+    return metric
+
+
+# -- identity accuracy -------------------------------------------------------------------------------------
+def identity_accuracy(classifier, details: Optional[dict] = None):
+    """wav2pix's protocol: the classifier names the speaker of each generated face."""
+    def metric(pipeline, dataset, device) -> dict:
+        model = classifier()
+        truth = class_labels(dataset, model)
+        guessed = classifier_outputs(pipeline, dataset, model, "generated")[1].argmax(dim=1)
+        real_guessed = classifier_outputs(pipeline, dataset, model, "real")[1].argmax(dim=1)
+        count = len(model.identities)
+        if details is not None:
+            details["confusion"] = {"identities": model.identities,
+                                    "generated": feature_stats.confusion_matrix(truth, guessed, count),
+                                    "real": feature_stats.confusion_matrix(truth, real_guessed, count)}
+            details["per_identity"] = {"generated": _per_identity(truth, guessed, model.identities),
+                                       "real": _per_identity(truth, real_guessed, model.identities)}
+            details["classifier"] = dict(model.info)
+        _note(details, f"face classifier: {model.info.get('arch')} trained from scratch on "
+                       f"{model.info.get('train_items')} real {model.info.get('split') or 'training'} faces; "
+                       f"its accuracy on the real faces evaluated here is the real column")
+        return {"identity_accuracy": float((guessed == truth).float().mean()),
+                "identity_accuracy_real": float((real_guessed == truth).float().mean()),
+                "identity_accuracy_chance": 1.0 / count}
+
+    return metric
+
+
+def _per_identity(truth: torch.Tensor, guessed: torch.Tensor, identities: Sequence[str]) -> dict:
+    return {name: float((guessed[truth == i] == i).float().mean())
+            for i, name in enumerate(identities) if bool((truth == i).any())}
+
+
+# -- distances in the classifier's feature space -------------------------------------------------------------
+def frechet_distance(classifier, train_dataset=None, seed: int = 0, details: Optional[dict] = None):
+    """Fréchet distance between generated and real test faces in the classifier's features."""
+    def metric(pipeline, dataset, device) -> dict:
+        model = classifier()
+        generated = classifier_outputs(pipeline, dataset, model, "generated")[0]
+        real = classifier_outputs(pipeline, dataset, model, "real")[0]
+        reference = reference_features(pipeline, dataset, train_dataset, model, seed)
+        _note(details, f"frechet_distance: {FEATURE_SPACE_NOTE}; {_reference_note(reference)}")
+        values = {"frechet_distance": feature_stats.frechet_distance(generated, real)}
+        if reference is not None:
+            values["frechet_distance_real"] = feature_stats.frechet_distance(reference, real)
+        return values
+
+    return metric
+
+
+def kid(classifier, train_dataset=None, seed: int = 0, subsets: int = 50, subset_size: int = 1000,
+        details: Optional[dict] = None):
+    """Kernel distance (unbiased polynomial MMD^2) in the classifier's features."""
+    def metric(pipeline, dataset, device) -> dict:
+        model = classifier()
+        generated = classifier_outputs(pipeline, dataset, model, "generated")[0]
+        real = classifier_outputs(pipeline, dataset, model, "real")[0]
+        reference = reference_features(pipeline, dataset, train_dataset, model, seed)
+        _note(details, f"kid: {FEATURE_SPACE_NOTE}; unbiased, so it can dip below 0 for close sets")
+        options = {"subsets": subsets, "subset_size": subset_size, "seed": seed}
+        values = {"kid": feature_stats.kernel_inception_distance(generated, real, **options)}
+        if reference is not None:
+            values["kid_real"] = feature_stats.kernel_inception_distance(reference, real, **options)
+        return values
+
+    return metric
+
+
+# -- Inception FID ---------------------------------------------------------------------------------------------
+def fid(weights: Optional[str] = None, input_size: int = 299, inception_batch_size: int = 32, train_dataset=None,
+        seed: int = 0, details: Optional[dict] = None):
+    """FID on Inception-v3 pool features from ``weights`` (a path); skipped without one."""
+    def metric(pipeline, dataset, device) -> dict:
+        from pathlib import Path
+
+        from plugins.metrics.inception import inception_features, load_inception
+
+        if not weights:
+            raise MetricSkipped("no Inception-v3 weights given and nothing is downloaded; pass "
+                                "--fid-weights PATH to a .pth or .safetensors state dict")
+        if not Path(weights).expanduser().is_file():
+            raise MetricSkipped(f"--fid-weights {weights}: no such file")
+        network = load_inception(weights)
+
+        def features(faces):
+            return inception_features(network, faces, device, inception_batch_size, input_size)
+
+        generated = features(generated_faces(pipeline, dataset))
+        real = features(real_faces(pipeline, dataset))
+        sample = _training_sample(train_dataset, len(dataset), seed)
+        reference = None if sample is None else features(sample)
+        _note(details, f"fid: Inception-v3 weights from {weights} at {input_size} px; {_reference_note(reference)}")
+        values = {"fid": feature_stats.frechet_distance(generated, real)}
+        if reference is not None:
+            values["fid_real"] = feature_stats.frechet_distance(reference, real)
+        return values
+
+    return metric
+
+
+# -- identity retrieval ------------------------------------------------------------------------------------------
+def recall_at_k(classifier, ks: Sequence[int] = (1, 2, 5), details: Optional[dict] = None):
+    """SF2F's retrieval: rank of the true identity among identity means of real embeddings."""
+    def metric(pipeline, dataset, device) -> dict:
+        model = classifier()
+        truth = class_labels(dataset, model)
+        present = sorted(set(truth.tolist()))
+        local = torch.as_tensor([present.index(t) for t in truth.tolist()], dtype=torch.long)
+        real = classifier_outputs(pipeline, dataset, model, "real")[0]
+        generated = classifier_outputs(pipeline, dataset, model, "generated")[0]
+        means = feature_stats.identity_means(real, local, len(present))
+        ranks = feature_stats.retrieval_ranks(generated, local, means)
+        real_ranks = feature_stats.retrieval_ranks(real, local, means)
+        values = {}
+        for k in sorted({int(k) for k in ks}):
+            if k >= len(present):
+                _note(details, f"recall@{k} left out: with {len(present)} identities it is always 1")
+                continue
+            values[f"recall_at_{k}"] = float((ranks < k).float().mean())
+            values[f"recall_at_{k}_real"] = float((real_ranks < k).float().mean())
+            values[f"recall_at_{k}_chance"] = k / len(present)
+        if not values:
+            raise MetricSkipped(f"{len(present)} identities leave no K below their number")
+        return values
+
+    return metric
+
+
+@hookimpl
+def register_metrics(register):
+    """Register the built-in metrics (each compares generated faces with the real ones)."""
+    register("face_detection", face_detection, better="higher",
+             description="share of faces where OpenCV's Haar cascade finds a face (dlib 68 landmarks optional)")
+    register("identity_accuracy", identity_accuracy, better="higher",
+             description="wav2pix protocol: a classifier trained on real training faces names the speaker")
+    register("frechet_distance", frechet_distance, better="lower",
+             description="Fréchet distance in the face classifier's features (not comparable with Inception FID)")
+    register("kid", kid, better="lower",
+             description="kernel distance (KID) in the face classifier's features (not comparable with Inception KID)")
+    register("fid", fid, better="lower",
+             description="FID on Inception-v3 features from weights you give (--fid-weights); skipped without")
+    register("recall_at_k", recall_at_k, better="higher",
+             description="SF2F retrieval: true identity among the K nearest identity means (K = 1, 2, 5)")

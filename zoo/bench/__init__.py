@@ -1,0 +1,1 @@
+"""Benchmarks: the timed measurements, FLOP counts and the seed-style reference iteration."""

@@ -1,0 +1,1 @@
+"""Audio, images and video: decoding, resampling, converting and writing, nothing else."""

@@ -1,0 +1,95 @@
+"""What the training loop eats: the train split (cached, with mismatched faces) in batches on
+the device, in an order that a resumed run reproduces exactly, plus the held-out sample clips.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Iterator
+
+import torch
+
+import registry
+from zoo.data.cache import cached
+from zoo.data.loader import EpochSampler, SingleIdentityWarning, WithMismatch, make_loader
+from zoo.errors import DataError, UsageError
+from zoo.hardware import Processes, cpu_cores
+from zoo.train.samples import SampleSet, pick_samples
+from zoo.train.step import Batch
+from zoo.train.parts import MEMORY_FORMAT
+
+
+class TrainingData:
+    """The train split as batches of ``Batch`` on the device, and a fixed ``SampleSet``."""
+
+    def __init__(self, config, procs: Processes, device: torch.device, say: Callable[[str], None],
+                 workers_chosen: bool = False):
+        self.config, self.procs, self.device = config, procs, device
+        source = self._dataset("train")
+        if config.cache:
+            source = self._cached(source)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SingleIdentityWarning)
+            self.train = WithMismatch(source, seed=config.seed)
+        for warning in caught:
+            say(f"warning: {warning.message}")
+        self.identities = list(source.identities)
+        per_rank = len(range(procs.rank, len(self.train), procs.world_size))
+        self.steps_per_epoch = per_rank // config.batch_size
+        if self.steps_per_epoch == 0:
+            raise UsageError(f"--batch-size {config.batch_size} is larger than the {per_rank} training "
+                             f"pairs this process gets; use a smaller batch")
+        self.sampler = EpochSampler(len(self.train), config.seed, True, procs.rank, procs.world_size)
+        self.loader = make_loader(self.train, config.batch_size, self._workers(workers_chosen, say),
+                                  seed=config.seed, device=device, drop_last=True, sampler=self.sampler)
+        self.samples = self._samples()
+
+    def _dataset(self, split: str):
+        c = self.config
+        return registry.create("dataset", c.dataset, root=c.data, split=split, image_size=c.image_size,
+                               sample_rate=c.sample_rate, num_samples=c.num_samples, **c.dataset_args)
+
+    def _cached(self, source):
+        """Rank 0 builds the cache entry; the other ranks wait for it, then read it."""
+        if not self.procs.distributed:
+            return cached(source, progress=not self.config.quiet)
+        if self.procs.is_main:
+            source = cached(source, progress=not self.config.quiet)
+        torch.distributed.barrier()
+        return source if self.procs.is_main else cached(source, progress=False)
+
+    def _workers(self, chosen: bool, say) -> int:
+        workers = min(self.config.num_workers, cpu_cores())
+        if self.config.cache and self.device.type == "cpu" and not chosen and workers:
+            # A cached batch is one gather from memory maps: worker processes only add copies.
+            say("data: cached batches are read in-process (--num-workers N to override)")
+            return 0
+        return workers
+
+    def _samples(self) -> SampleSet:
+        """Held-out clips from the test split (the train split when there is none)."""
+        try:
+            held_out = self._dataset("test")
+        except DataError:
+            held_out = self.train.dataset
+        try:
+            return pick_samples(held_out, list(held_out.identities))
+        except ValueError:
+            return pick_samples(held_out, list(held_out.identities), per_identity=1)
+
+    def epoch(self, epoch: int, skip_batches: int = 0) -> Iterator[Batch]:
+        """This process's batches of one epoch, starting ``skip_batches`` in."""
+        self.sampler.set_epoch(epoch, skip_batches * self.config.batch_size)
+        for index, items in enumerate(self.loader):
+            if skip_batches + index >= self.steps_per_epoch:
+                return
+            yield self.to_batch(items)
+
+    def to_batch(self, items: dict) -> Batch:
+        """Move a collated batch to the device (non-blocking from pinned memory on CUDA)."""
+        move = dict(device=self.device, non_blocking=True)
+        wrong = items.get("wrong_image")
+        return Batch(wave=items["wave"].to(**move).float(),
+                     image=items["image"].to(**move).contiguous(memory_format=MEMORY_FORMAT),
+                     wrong=None if wrong is None else wrong.to(**move).contiguous(memory_format=MEMORY_FORMAT),
+                     identity=items["identity"].to(**move))

@@ -1,0 +1,211 @@
+"""Training configuration: the seed's defaults, resolved with presets, dataset suggestions and
+the user's options, and checked against the registry before anything heavy starts.
+
+Precedence, lowest first: the defaults below (wav2pix's values, meant for real data on a GPU),
+the dataset's suggestions (registration meta ``suggested``), a preset, the user's options.
+Where each resolved value came from is recorded, printed and saved with the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Optional
+
+import registry
+from zoo.errors import UsageError
+
+
+# The seed's per-term weights, each an option of its own; a term's registration names its one.
+SEED_COEFFICIENTS = ("l1_coef", "l2_coef", "softmax_coef")
+
+
+@dataclass
+class TrainConfig:
+    # components
+    encoder: str = "wave_cnn"  # speech encoder (python main.py list encoder)
+    generator: str = "dcgan_bn"  # face generator; --preset wav2pix uses wav2pix's "dcgan"
+    discriminator: str = "dcgan"  # conditional discriminator
+    loss: str = "lsgan"  # adversarial objective; wav2pix used least squares
+    terms: tuple = ("l1", "feature_matching", "identity")  # generator terms added to the loss
+    encoder_args: dict = field(default_factory=dict)  # extra keyword arguments per component
+    generator_args: dict = field(default_factory=dict)
+    discriminator_args: dict = field(default_factory=dict)
+    embed_dim: int = 128  # speech embedding size (wav2pix: 128)
+    z_dim: int = 0  # noise size; 0 = none, as in wav2pix
+    # data
+    dataset: str = "synthetic"  # the embedded default needs no data and no download
+    data: Optional[str] = None  # dataset root folder (not needed for synthetic)
+    dataset_args: dict = field(default_factory=dict)
+    image_size: int = 64  # 64 or 128, as in wav2pix
+    sample_rate: int = 16000  # Hz
+    clip_seconds: float = 1.0  # speech window per face (wav2pix: 1 s)
+    num_workers: int = 8  # data loader processes, capped to the cores
+    cache: bool = True  # decode faces and audio once into a memory-mapped cache
+    # optimisation
+    epochs: int = 200  # seed value: right for real data on a GPU
+    max_steps: Optional[int] = None  # stop after this many iterations (short runs, tests)
+    batch_size: int = 64
+    lr_d: float = 4e-4  # discriminator learning rate (seed)
+    lr_g: float = 1e-4  # generator learning rate (seed)
+    beta1: float = 0.5  # Adam betas (seed)
+    beta2: float = 0.999
+    l1_coef: float = 50.0  # weight of the L1 distance to the paired face (seed)
+    l2_coef: float = 100.0  # weight of discriminator feature matching (seed's l2_coef)
+    softmax_coef: float = 20.0  # weight of the speaker classifier's cross-entropy (seed)
+    term_coefs: dict = field(default_factory=dict)  # weights of other terms, by term name
+    seed: int = 0
+    # output
+    runs_dir: str = "runs"
+    save_path: Optional[str] = None  # run folder name; auto-numbered when empty
+    vis_screen: Optional[str] = None  # the run's name in TensorBoard; the run name when empty
+    checkpoint_every: int = 10  # keep a checkpoint every N epochs, as the seed did
+    log_every: int = 10  # read the losses from the device every N steps
+    pre_trained_gen: Optional[str] = None  # initialise encoder+generator+classifier from here
+    pre_trained_disc: Optional[str] = None  # initialise the discriminator from here
+    resume: Optional[str] = None  # continue a run folder exactly
+    inference: bool = False  # after training, draw a face for every test clip
+    quiet: bool = False  # plain log lines instead of a live progress bar
+    # hardware
+    device: str = "auto"  # auto, cpu, cuda or cuda:N
+    amp: bool = False  # bf16 autocast (CUDA, or CPUs with native bf16; refused where emulated)
+    compile: bool = False  # torch.compile the models
+    preset: Optional[str] = None
+
+    @property
+    def num_samples(self) -> int:
+        """Samples per speech window."""
+        return int(round(self.sample_rate * self.clip_seconds))
+
+    def coefficient(self, term: str, meta: dict) -> float:
+        """The weight of a generator term: a --term-coef, else the seed option its registration
+        names (``option="l1_coef"``), else its registered ``coefficient``."""
+        if term in self.term_coefs:
+            return float(self.term_coefs[term])
+        if meta.get("option") in SEED_COEFFICIENTS:
+            return float(getattr(self, meta["option"]))
+        return float(meta.get("coefficient", 1.0))
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["terms"] = list(self.terms)
+        return data
+
+
+PRESETS = {
+    "wav2pix": {
+        "encoder": "segan", "generator": "dcgan", "discriminator": "dcgan", "loss": "lsgan",
+        "terms": ("l1", "feature_matching", "identity"), "z_dim": 0, "embed_dim": 128,
+        "lr_d": 4e-4, "lr_g": 1e-4, "beta1": 0.5, "beta2": 0.999, "l1_coef": 50.0,
+        "l2_coef": 100.0, "softmax_coef": 20.0, "batch_size": 64, "epochs": 200,
+        "sample_rate": 16000, "clip_seconds": 1.0,
+    },
+}
+
+
+def resolve(user: dict) -> tuple[TrainConfig, dict]:
+    """Merge defaults, dataset suggestions, preset and user options; return the config and
+    where each value came from."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(user) - fields
+    if unknown:
+        raise UsageError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+    given = {k: v for k, v in user.items() if v is not None}
+    values = dataclasses.asdict(TrainConfig())
+    sources = {name: "default" for name in values}
+    dataset = given.get("dataset", values["dataset"])
+    suggested = registry.get("dataset", dataset).meta.get("suggested", {})
+    _apply(values, sources, {k: v for k, v in suggested.items() if k in fields}, f"dataset {dataset}")
+    preset = given.get("preset")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise UsageError(f"unknown preset '{preset}'; choose from: {', '.join(PRESETS)}")
+        _apply(values, sources, PRESETS[preset], f"preset {preset}")
+    _apply(values, sources, given, "option")
+    values["terms"] = tuple(values["terms"])
+    config = TrainConfig(**values)
+    validate(config)
+    return config, sources
+
+
+def _apply(values: dict, sources: dict, updates: dict, source: str) -> None:
+    for key, value in updates.items():
+        values[key] = value
+        sources[key] = source
+
+
+def validate(config: TrainConfig) -> None:
+    """Check names and sizes against the registry, so mistakes exit 2 before any work."""
+    for kind, name in (("encoder", config.encoder), ("generator", config.generator),
+                       ("discriminator", config.discriminator), ("loss", config.loss),
+                       ("dataset", config.dataset)):
+        registry.get(kind, name)  # raises an exit-2 error listing the valid choices
+    adversarial = registry.get("loss", config.loss)
+    if adversarial.meta.get("role") != "adversarial":
+        raise UsageError(f"--loss '{config.loss}' is a generator term; choose an adversarial "
+                         f"loss: {', '.join(_losses('adversarial'))}")
+    for term in config.terms:
+        if registry.get("loss", term).meta.get("role") != "term":
+            raise UsageError(f"--terms '{term}' is not a generator term; choose from: "
+                             f"{', '.join(_losses('term'))}")
+    for kind, name in (("generator", config.generator), ("discriminator", config.discriminator)):
+        sizes = registry.get(kind, name).meta.get("sizes")
+        if sizes and config.image_size not in sizes:
+            raise UsageError(f"{kind} '{name}' supports image sizes {', '.join(map(str, sizes))}, "
+                             f"not {config.image_size}")
+    for kind, name, args in (("encoder", config.encoder, config.encoder_args),
+                             ("generator", config.generator, config.generator_args),
+                             ("discriminator", config.discriminator, config.discriminator_args),
+                             ("dataset", config.dataset, config.dataset_args)):
+        registry.check_arguments(kind, name, args)
+    _check_positive(config)
+    _check_hardware(config)
+
+
+def _check_hardware(config: TrainConfig) -> None:
+    from zoo.hardware import native_bf16, resolve_device
+
+    device = resolve_device(config.device)
+    if config.amp and not native_bf16(device):
+        raise UsageError(f"--amp: {device.type} has no native bf16 here (CUDA, or a CPU with avx512_bf16 "
+                         "or AMX); emulated bf16 autocast is about 20x slower than float32")
+
+
+def _losses(role: str) -> list[str]:
+    return [c.name for c in registry.components("loss") if c.meta.get("role") == role]
+
+
+def _check_positive(config: TrainConfig) -> None:
+    for name in ("batch_size", "epochs", "lr_d", "lr_g", "sample_rate", "clip_seconds",
+                 "checkpoint_every", "log_every", "embed_dim"):
+        if getattr(config, name) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive, not {getattr(config, name)}")
+    if config.max_steps is not None and config.max_steps <= 0:
+        raise UsageError(f"--max-steps must be positive, not {config.max_steps}")
+    if config.z_dim < 0 or config.num_workers < 0:
+        raise UsageError("--z-dim and --num-workers cannot be negative")
+
+
+# Options that may change when a run is resumed: they do not change what is being learned.
+RESUMABLE = {"epochs", "max_steps", "quiet", "num_workers", "device", "log_every", "resume", "inference"}
+
+
+def for_resume(run_dir: str, user: dict) -> tuple[TrainConfig, dict]:
+    """The saved options of ``run_dir`` with the few a resume may change."""
+    from zoo.train.runs import read_config
+
+    saved = read_config(run_dir)
+    given = {k: v for k, v in user.items() if v is not None and v is not False}
+    changed = sorted(k for k in given if k not in RESUMABLE and given[k] != saved["options"].get(k))
+    if changed:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in changed)
+        raise UsageError(f"--resume continues {run_dir} with its saved options; {flags} cannot change "
+                         "(only --epochs, --max-steps, --num-workers, --device, --quiet may)")
+    values = {k: v for k, v in saved["options"].items() if k in {f.name for f in dataclasses.fields(TrainConfig)}}
+    values.update({k: v for k, v in given.items() if k in RESUMABLE})
+    values["terms"] = tuple(values["terms"])
+    sources = dict(saved.get("sources", {}))
+    sources.update({k: "option" for k in given if k in RESUMABLE})
+    config = TrainConfig(**values)
+    validate(config)
+    return config, sources
