@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Optional
 import pluggy
 
 from zoo import hookspecs
-from zoo.errors import PluginError, UnknownComponentError, UsageError
+from zoo.errors import PluginError, UnknownComponentError, UsageError, last_line
 from zoo.hookspecs import HOOK_OF_KIND, KINDS, PROJECT
 
 ENTRY_POINT_GROUP = PROJECT
@@ -66,13 +66,6 @@ class PluginFailure:
     plugin: str
     distribution: str
     error: str
-
-
-def _last_line(exc: BaseException) -> str:
-    """The error's type and the last line of its message: enough to act on, never a traceback."""
-    lines = str(exc).strip().splitlines()
-    message = lines[-1] if lines else ""
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def _normalise(distribution: str) -> str:
@@ -119,7 +112,7 @@ class Registry:
         try:
             module = entry_point.load()
         except Exception as exc:  # a broken plugin must never stop discovery
-            self.failures.append(PluginFailure(plugin_name, dist_name, _last_line(exc)))
+            self.failures.append(PluginFailure(plugin_name, dist_name, last_line(exc, with_type=True)))
             return
         self.add_plugin(module, name=plugin_name, distribution=dist_name, version=version)
 
@@ -134,7 +127,7 @@ class Registry:
         try:
             self.manager.register(module, name=f"{distribution}:{name}")
         except Exception as exc:  # pluggy validates hook signatures here
-            self.failures.append(PluginFailure(name, distribution, _last_line(exc)))
+            self.failures.append(PluginFailure(name, distribution, last_line(exc, with_type=True)))
             return
         info = PluginInfo(name, module.__name__, distribution, version)
         self.plugins.append(info)
@@ -154,7 +147,7 @@ class Registry:
             try:
                 impl.function(**{arg: register for arg in impl.argnames})
             except Exception as exc:  # one bad hook spoils only its own registrations
-                self.failures.append(PluginFailure(info.name, info.distribution, _last_line(exc)))
+                self.failures.append(PluginFailure(info.name, info.distribution, last_line(exc, with_type=True)))
                 continue
             for component in staged:
                 self._add(component)
@@ -236,11 +229,6 @@ def reset() -> None:
     global _REGISTRY
     _REGISTRY = None
     importlib.invalidate_caches()
-
-
-def kinds() -> tuple:
-    """The component kinds, in the order the CLI shows them."""
-    return KINDS
 
 
 def components(kind: str, pattern: str = "*") -> list[Component]:

@@ -16,8 +16,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from zoo import Discriminator, Generator, hookimpl
-from zoo.model.init_weights import init_weights
+from zoo import Discriminator, Generator, hookimpl, init_weights
 
 SIZES = (64, 128)
 # Hidden widths, from the 4x4 map outwards (generator) or from the image inwards (discriminator).

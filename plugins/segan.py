@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo import SpeechEncoder, UsageError, hookimpl
-from zoo.model.init_weights import init_weights
+from zoo import SpeechEncoder, UsageError, hookimpl, init_weights
 
 CHANNELS = (16, 32, 128, 256, 512, 1024)
 KERNEL = 15

@@ -13,8 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zoo import SpeechEncoder, hookimpl
-from zoo.model.init_weights import init_weights
+from zoo import SpeechEncoder, hookimpl, init_weights
 
 LOG_FLOOR = 1e-6  # keeps log() finite on silent frames
 STAGE_MULTIPLIERS = (1, 2, 2, 4)  # stage widths as multiples of ``width``

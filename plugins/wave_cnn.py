@@ -16,8 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo import SpeechEncoder, hookimpl
-from zoo.model.init_weights import init_weights
+from zoo import SpeechEncoder, hookimpl, init_weights
 
 FRONT_WINDOW_S = 0.010  # M5's first layer: 80 taps at 8 kHz
 FRONT_HOP_S = 0.0005  # and stride 4 at 8 kHz

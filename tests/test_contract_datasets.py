@@ -17,7 +17,8 @@ import torch
 import registry
 from conftest import registered
 from datatrees import folder_tree, youtubers_tree
-from zoo.data.loader import WithMismatch, collate
+from zoo.data.loader import collate
+from zoo.data.mismatch import WithMismatch
 from zoo.errors import DataError, ZooError
 
 DATASETS = registered("dataset")

@@ -1,8 +1,8 @@
 """Every registered metric honours the contract of ``zoo.evaluate.context``, the moment it is registered.
 
-A metric factory, built the way the evaluate core builds it (injected arguments by signature),
-returns a callable ``(pipeline, dataset, device) -> {name: float}`` whose ``_real`` and
-``_chance`` names have a partner, or raises ``MetricSkipped`` with a reason; it never downloads.
+A metric factory, built with its defaults, returns a callable ``metric(context) -> {name: float}``
+whose ``_real`` and ``_chance`` names have a partner, or raises ``MetricSkipped`` with a reason;
+it never downloads.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
+import inspect
 
 from conftest import registered
 from fake_pipelines import PairedFacePipeline
@@ -22,15 +22,24 @@ METRICS = registered("metric")
 def setting(tmp_path_factory):
     """A tiny synthetic split, its training split, and one shared tiny classifier."""
     import registry
-    from zoo.evaluate.face_classifier import ClassifierSettings, SharedClassifier
+    from zoo.evaluate.face_classifier import ClassifierSettings, load_or_train
 
     common = dict(image_size=32, sample_rate=16000, num_samples=2000, num_identities=3)
     train = registry.create("dataset", "synthetic", split="train", clips_per_identity=8, **common)
     test = registry.create("dataset", "synthetic", split="test", clips_per_identity=3, **common)
     cache = tmp_path_factory.mktemp("metric-contract-cache")
-    classifier = SharedClassifier(lambda: train, settings=ClassifierSettings(epochs=1, min_steps=8, batch_size=16),
-                                  cache_dir=cache, progress=False)
+    settings = ClassifierSettings(epochs=1, min_steps=8, batch_size=16)
+    classifier = load_or_train(train, settings=settings, cache_dir=cache)
     return {"train": train, "test": test, "cache": cache, "classifier": classifier}
+
+
+def _context(setting):
+    from zoo import MetricContext
+
+    test = setting["test"]
+    return MetricContext(PairedFacePipeline(test), test, train_source=setting["train"],
+                         classifier_factory=lambda train, context: setting["classifier"],
+                         cache_dir=setting["cache"], batch_size=8)
 
 
 def test_the_built_in_metrics_are_registered():
@@ -49,16 +58,12 @@ def test_metric_is_described_and_says_which_way_is_better(name):
 @pytest.mark.parametrize("name", METRICS)
 def test_metric_returns_named_floats_or_a_reasoned_skip(name, setting):
     import registry
-    from zoo.evaluate.context import MetricSkipped, build_metric
+    from zoo import MetricSkipped
 
-    details: dict = {}
-    injected = {"classifier": setting["classifier"], "train_dataset": setting["train"],
-                "cache_dir": setting["cache"], "batch_size": 8, "seed": 0, "progress": False,
-                "details": details}
-    metric = build_metric(registry.get("metric", name).factory, injected)
-    test = setting["test"]
+    metric = registry.create("metric", name)
+    context = _context(setting)
     try:
-        values = metric(PairedFacePipeline(test), test, torch.device("cpu"))
+        values = metric(context)
     except MetricSkipped as skipped:
         assert str(skipped).strip(), f"{name} skipped without saying why"
         return
@@ -70,16 +75,14 @@ def test_metric_returns_named_floats_or_a_reasoned_skip(name, setting):
                 assert key[: -len(suffix)] in values, f"{key} has no generated partner"
     import json
 
-    json.dumps(details)  # whatever a metric reports beside its numbers must be JSON-ready
+    json.dumps(context.details)  # whatever a metric reports beside its numbers must be JSON-ready
 
 
 @pytest.mark.parametrize("name", METRICS)
 def test_metric_factory_builds_without_allocating_or_reading(name):
     """Building a metric only records its options: the work happens when it is called."""
     import registry
-    from zoo.evaluate.context import build_metric
 
-    def forbidden():
-        raise AssertionError("the classifier was requested while building the metric")
-
-    assert callable(build_metric(registry.get("metric", name).factory, {"classifier": forbidden, "details": {}}))
+    metric = registry.create("metric", name)
+    assert callable(metric)
+    assert not inspect.signature(metric).parameters.keys() - {"context"}, "metric(context) is the contract"

@@ -1,4 +1,4 @@
-"""zoo.data.loader (mismatched faces, collate, make_loader) and zoo.data.cache (the preprocessing cache)."""
+"""zoo.data.mismatch (mismatched faces), zoo.data.loader (collate, make_loader) and zoo.data.cache (the preprocessing cache)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from datatrees import folder_tree, write_audio
 from plugins.datasets import folder
 from zoo.data import cache as zoo_cache
 from zoo.media.audio import AudioError
-from zoo.data.loader import EpochSampler, SingleIdentityWarning, WithMismatch, collate, make_loader
+from zoo.data.loader import EpochSampler, collate, make_loader
+from zoo.data.mismatch import SingleIdentityWarning, WithMismatch
 from zoo.errors import DataError
 
 SMALL = {"image_size": 16, "sample_rate": 16000, "num_samples": 2000}
@@ -150,7 +151,7 @@ def small_folder(tmp_path):
 
 
 def test_cached_items_match_the_source(small_folder, tmp_path):
-    data = zoo_cache.cached(small_folder, cache_dir=tmp_path / "cache", progress=False, workers=0)
+    data = zoo_cache.cached(small_folder, cache_dir=tmp_path / "cache", workers=0)
     assert isinstance(data, zoo_cache.CachedDataset)
     assert data.identities == small_folder.identities and data.labels == small_folder.labels
     assert data.keys == small_folder.keys and data.split == "train"
@@ -163,47 +164,47 @@ def test_cached_items_match_the_source(small_folder, tmp_path):
 
 
 def test_cache_is_reused_and_never_decodes_again(small_folder, tmp_path, monkeypatch):
-    first = zoo_cache.cached(small_folder, cache_dir=tmp_path / "cache", progress=False, workers=0)
+    first = zoo_cache.cached(small_folder, cache_dir=tmp_path / "cache", workers=0)
 
     def no_decoding(index):
         raise AssertionError("decoded again")
 
     monkeypatch.setattr(small_folder, "raw_item", no_decoding)
-    again = zoo_cache.cached(small_folder, cache_dir=tmp_path / "cache", progress=False, workers=0)
+    again = zoo_cache.cached(small_folder, cache_dir=tmp_path / "cache", workers=0)
     assert again.directory == first.directory
     assert again[0]["image"].shape == (3, 16, 16)
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [first.directory.name]  # no leftovers
 
 
 def test_changing_a_source_file_or_an_option_makes_a_new_entry(small_folder, tmp_path):
-    first = zoo_cache.cached(small_folder, cache_dir=tmp_path / "cache", progress=False, workers=0)
+    first = zoo_cache.cached(small_folder, cache_dir=tmp_path / "cache", workers=0)
     audio_file = small_folder.pairs[0].audio
     stat = audio_file.stat()
     os.utime(audio_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    touched = zoo_cache.cached(small_folder, cache_dir=tmp_path / "cache", progress=False, workers=0)
+    touched = zoo_cache.cached(small_folder, cache_dir=tmp_path / "cache", workers=0)
     assert touched.directory != first.directory
     assert not first.directory.exists()  # the superseded entry is cleaned away
     bigger = folder(str(small_folder.root), "train", image_size=24, sample_rate=16000, num_samples=2000)
-    resized = zoo_cache.cached(bigger, cache_dir=tmp_path / "cache", progress=False, workers=0)
+    resized = zoo_cache.cached(bigger, cache_dir=tmp_path / "cache", workers=0)
     assert resized[0]["image"].shape == (3, 24, 24) and resized.directory != touched.directory
     assert touched.directory.exists()  # another configuration is not superseded
 
 
 def test_cache_uses_the_environment_variable(small_folder, tmp_path, monkeypatch):
-    monkeypatch.setenv(zoo_cache.ENV_VAR, str(tmp_path / "from_env"))
-    data = zoo_cache.cached(small_folder, progress=False, workers=0)
+    monkeypatch.setenv("WAV2PIX_ZOO_CACHE", str(tmp_path / "from_env"))
+    data = zoo_cache.cached(small_folder, workers=0)
     assert data.directory.parent == tmp_path / "from_env"
 
 
 def test_failed_build_leaves_nothing_and_says_which_file(small_folder, tmp_path):
     write_audio(small_folder.pairs[1].audio, np.zeros((0, 1)))  # now a header with no samples
     with pytest.raises(AudioError, match=small_folder.pairs[1].audio.name):
-        zoo_cache.cached(small_folder, cache_dir=tmp_path / "cache", progress=False, workers=0)
+        zoo_cache.cached(small_folder, cache_dir=tmp_path / "cache", workers=0)
     assert list((tmp_path / "cache").iterdir()) == []
 
 
 def test_cached_dataset_pickles_without_its_arrays_and_feeds_workers(small_folder, tmp_path):
-    data = zoo_cache.cached(small_folder, cache_dir=tmp_path / "cache", progress=False, workers=2)
+    data = zoo_cache.cached(small_folder, cache_dir=tmp_path / "cache", workers=2)
     data[0]  # maps the arrays
     assert len(pickle.dumps(data)) < 20_000
     loader = make_loader(WithMismatch(data, seed=0), batch_size=4, num_workers=2, shuffle=True)
@@ -226,14 +227,14 @@ def test_cache_refuses_items_of_the_wrong_shape(small_folder, tmp_path, monkeypa
 
     monkeypatch.setattr(small_folder, "raw_item", wrong_shape)
     with pytest.raises(DataError, match="shape"):
-        zoo_cache.cached(small_folder, cache_dir=tmp_path / "cache", progress=False, workers=0)
+        zoo_cache.cached(small_folder, cache_dir=tmp_path / "cache", workers=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert not list((tmp_path / "cache").iterdir())
 
 
 def test_cached_batches_equal_item_by_item_batches(small_folder, tmp_path):
-    data = zoo_cache.cached(small_folder, cache_dir=tmp_path / "cache", progress=False, workers=0)
+    data = zoo_cache.cached(small_folder, cache_dir=tmp_path / "cache", workers=0)
     indices = [4, 0, 3]
     together = data.__getitems__(indices)
     one_by_one = collate([data[i] for i in indices])

@@ -34,7 +34,7 @@ def _evaluate(pipeline, splits, cache_dir, out=None, **options):
 
     train, test = splits
     options.setdefault("metrics", CLASSIFIER_METRICS)
-    return evaluate(pipeline, test, train_dataset=train, cache_dir=cache_dir, out=out, progress=False,
+    return evaluate(pipeline, test, train_dataset=train, cache_dir=cache_dir, out=out,
                     classifier_settings=ClassifierSettings(**TINY_CLASSIFIER), **options)
 
 
@@ -111,7 +111,7 @@ def test_a_failing_metric_is_recorded_and_the_others_still_run(splits, cache_dir
 
     test = splits[1]
     result = evaluate(PairedFacePipeline(test), test, metrics=["identity_accuracy", "face_detection"],
-                      train_dataset=no_training_split, cache_dir=cache_dir, progress=False)
+                      train_dataset=no_training_split, cache_dir=cache_dir)
     assert "no 'train' split" in result.errors["identity_accuracy"]
     assert "face_detection" in result.metrics
 
@@ -121,7 +121,7 @@ def test_unknown_metric_names_are_usage_errors_listing_the_valid_ones(splits):
     from zoo.evaluate.evaluator import evaluate
 
     with pytest.raises(UsageError, match="choose from: .*identity_accuracy"):
-        evaluate(PairedFacePipeline(splits[1]), splits[1], metrics=["identity_acuracy"], progress=False)
+        evaluate(PairedFacePipeline(splits[1]), splits[1], metrics=["identity_acuracy"])
 
 
 def test_identity_accuracy_on_real_youtubers_faces(youtubers_root, tmp_path):
@@ -135,7 +135,7 @@ def test_identity_accuracy_on_real_youtubers_faces(youtubers_root, tmp_path):
 
     test = EveryNth(split("test"), 20)
     result = evaluate(PairedFacePipeline(test), test, metrics=["identity_accuracy", "face_detection"],
-                      train_dataset=lambda: split("train"), cache_dir=tmp_path, progress=False,
+                      train_dataset=lambda: split("train"), cache_dir=tmp_path,
                       classifier_settings=ClassifierSettings(epochs=1, min_steps=40, batch_size=32, max_items=320))
     assert result.metrics["identity_accuracy_chance"] == pytest.approx(0.5)
     assert result.metrics["identity_accuracy_real"] >= 0.85

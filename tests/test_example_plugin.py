@@ -52,12 +52,18 @@ def test_example_is_built_by_the_registry(site):
         "print(tuple(enc(torch.zeros(2, 4000)).shape))\n"
         "term = registry.create('loss', 'total_variation')\n"
         "print(type(term).__name__)\n"
+        "from zoo import MetricContext\n"
+        "data = registry.create('dataset', 'synthetic', split='test', image_size=32, num_samples=4000,\n"
+        "                       num_identities=2, clips_per_identity=2)\n"
+        "flat = lambda waves, seed=0: torch.zeros(len(waves), 3, 32, 32)\n"
+        "values = registry.create('metric', 'sharpness')(MetricContext(flat, data))\n"
+        "print(values['sharpness'], values['sharpness_real'] > 0)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(site), "WAV2PIX_ZOO_PLUGINS": "wav2pix-zoo-example"}
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["(2,", "16)", "TotalVariation"]
+    assert result.stdout.split() == ["(2,", "16)", "TotalVariation", "0.0", "True"]
 
 
 def test_broken_and_duplicate_plugins_beside_the_example(site, tmp_path):

@@ -85,7 +85,7 @@ def trained(synthetic_splits, tmp_path_factory):
 
     cache = tmp_path_factory.mktemp("classifier-cache")
     settings = ClassifierSettings(**TINY_CLASSIFIER)
-    return load_or_train(synthetic_splits[0], settings=settings, cache_dir=cache, progress=False), cache
+    return load_or_train(synthetic_splits[0], settings=settings, cache_dir=cache), cache
 
 
 def test_classifier_learns_identities_from_training_faces(synthetic_splits, trained):
@@ -109,8 +109,7 @@ def test_classifier_is_cached_as_safetensors_and_reloaded_without_training(synth
     header_length = int.from_bytes(path.read_bytes()[:8], "little")
     assert path.read_bytes()[8:9] == b"{" and header_length > 0  # a safetensors header, not a pickle
     monkeypatch.setattr(face_classifier, "train_classifier", lambda *a, **k: pytest.fail("retrained"))
-    again = load_or_train(synthetic_splits[0], settings=ClassifierSettings(**TINY_CLASSIFIER), cache_dir=cache,
-                          progress=False)
+    again = load_or_train(synthetic_splits[0], settings=ClassifierSettings(**TINY_CLASSIFIER), cache_dir=cache)
     faces = load_real_faces(synthetic_splits[1])
     assert again.info["cached"] is True
     assert torch.allclose(again.features(faces), classifier.features(faces), atol=1e-5)
@@ -162,13 +161,13 @@ def test_dlib_variant_is_skipped_with_a_reason_when_unavailable(tmp_path):
 # -- fid: weights from a path, never downloaded ------------------------------------------------------------
 def test_fid_without_weights_is_a_clear_skip(synthetic_splits, tmp_path):
     from plugins.metrics import fid
-    from zoo.evaluate.context import MetricSkipped
+    from zoo import MetricContext, MetricSkipped
 
-    test = synthetic_splits[1]
+    context = MetricContext(None, synthetic_splits[1])
     with pytest.raises(MetricSkipped, match="--fid-weights"):
-        fid()(None, test, torch.device("cpu"))
+        fid()(context)
     with pytest.raises(MetricSkipped, match="no such file"):
-        fid(weights=str(tmp_path / "absent.pth"))(None, test, torch.device("cpu"))
+        fid(weights=str(tmp_path / "absent.pth"))(context)
 
 
 @pytest.fixture(scope="module")
@@ -188,9 +187,11 @@ def test_fid_runs_on_given_weights(synthetic_splits, inception_file):
     from fake_pipelines import PairedFacePipeline
     from plugins.metrics import fid
 
+    from zoo import MetricContext
+
     train, test = synthetic_splits
-    values = fid(weights=str(inception_file), input_size=75, train_dataset=train)(
-        PairedFacePipeline(test), test, torch.device("cpu"))
+    values = fid(weights=str(inception_file), input_size=75)(
+        MetricContext(PairedFacePipeline(test), test, train_source=train))
     assert set(values) == {"fid", "fid_real"}
     assert values["fid"] == pytest.approx(0.0, abs=1e-6)  # the paired real faces themselves
     assert np.isfinite(values["fid_real"])

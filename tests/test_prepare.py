@@ -20,7 +20,8 @@ from PIL import Image
 
 from talking_heads import PROBE_HZ, SPEECH_F0_HZ, make_videos, write_talking_head
 from zoo.errors import DataError, UsageError
-from zoo.prepare.runner import PrepareProgress, assign_splits, count_test_videos, prepare, VideoJob
+from zoo.callbacks import Progress, Task
+from zoo.prepare.runner import assign_splits, count_test_videos, prepare, VideoJob
 from zoo.prepare.state import STATE_FILE
 from zoo.prepare.video_pairs import window_starts
 from zoo.media.video import StreamResampler
@@ -189,18 +190,24 @@ def test_rerun_skips_done_videos_and_refuses_other_options(prepared, videos):
         prepare(videos[0], out, **{**OPTIONS, "windows": 3})
 
 
-class _StopDuringSecondVideo(PrepareProgress):
+class _StopDuringSecondVideo(Progress):
     """Interrupts the run (as Ctrl-C would) once the second video has written some pairs."""
 
     def __init__(self):
         self.keys = []
 
-    def video_started(self, key, duration):
-        self.keys.append(key)
+    def task(self, label, total=None):
+        if label.strip() == "videos":
+            return Task()
+        self.keys.append(label.strip())
+        stopper = self
 
-    def video_advanced(self, seconds):
-        if len(self.keys) == 2 and seconds > 1.5:
-            raise KeyboardInterrupt
+        class StopInSecondVideo(Task):
+            def update(self, done, total=None, **fields):
+                if len(stopper.keys) == 2 and done > 1.5:
+                    raise KeyboardInterrupt
+
+        return StopInSecondVideo()
 
 
 def _crash(videos_folder: Path, out: Path) -> str:

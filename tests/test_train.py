@@ -13,7 +13,7 @@ from conftest import registered
 from main import app
 from train_helpers import cli_args, run_trainer, weights
 from zoo.model import checkpoints
-from zoo.errors import TrainingError, UsageError
+from zoo.errors import StorageError, TrainingError, UsageError
 from zoo.model.pipeline import FacePipeline
 
 
@@ -78,7 +78,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(checkpoints.torch, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(StorageError, match="step_00000099: cannot write .disk full"):
         checkpoints.save_checkpoint(folder, "step_00000099", model=torch.nn.Linear(1, 1),
                                     discriminator=torch.nn.Linear(1, 1), description={}, state={})
     assert (folder / "last").resolve().name == "step_00000001"

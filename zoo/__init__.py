@@ -1,18 +1,23 @@
-"""wav2pix-zoo's core: the contracts, errors and machinery that plugins build on.
+"""wav2pix-zoo's core: the contracts, errors and helpers that plugins build on.
 
-Plugin authors import only from here, e.g. ``from zoo import hookimpl, SpeechEncoder``.
-The torch-based contracts load on first use, so ``import zoo`` stays cheap for the CLI.
+This module is the plugin author's whole surface: a plugin imports only from here, e.g.
+``from zoo import hookimpl, SpeechEncoder``, exactly as the built-in plugins do (a test keeps
+them honest). The torch-based names load on first use (PEP 562), so ``import zoo`` stays cheap
+for the command line.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
 
+from zoo.callbacks import SILENT, Progress, Task
 from zoo.errors import (
     AudioError,
     CheckpointError,
     DataError,
+    MetricSkipped,
     PluginError,
+    StorageError,
     TrainingError,
     UnknownComponentError,
     UsageError,
@@ -20,40 +25,31 @@ from zoo.errors import (
 )
 from zoo.hookspecs import KINDS, hookimpl
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
+# name -> the module that defines it, imported on first use.
 _LAZY = {
-    name: "zoo.contracts"
-    for name in (
-        "SpeechEncoder",
-        "Generator",
-        "Discriminator",
-        "AdversarialLoss",
-        "GeneratorTerm",
-        "TermInputs",
-        "FaceSpeechDataset",
-        "Metric",
-    )
+    **dict.fromkeys(("SpeechEncoder", "Generator", "Discriminator", "AdversarialLoss", "GeneratorTerm",
+                     "TermInputs", "FaceSpeechDataset", "Metric"), "zoo.contracts"),
+    **dict.fromkeys(("MetricContext", "load_real_faces", "labels_of"), "zoo.evaluate.context"),
+    "init_weights": "zoo.model.init_weights",
+    **dict.fromkeys(("load_audio", "fit_length", "peak_normalise", "AUDIO_EXTENSIONS",
+                     "FALLBACK_EXTENSIONS"), "zoo.media.audio"),
+    **dict.fromkeys(("load_face", "to_tensor", "to_uint8", "as_uint8_batch", "save_grid", "save_image",
+                     "IMAGE_EXTENSIONS"), "zoo.media.images"),
+    "cache_root": "zoo.files",
 }
-_LAZY.update({name: "zoo.evaluate.context" for name in ("MetricSkipped", "generated_faces", "real_faces")})
 
 __all__ = [
-    "hookimpl",
-    "KINDS",
-    "ZooError",
-    "UsageError",
-    "PluginError",
-    "UnknownComponentError",
-    "AudioError",
-    "DataError",
-    "CheckpointError",
-    "TrainingError",
+    "hookimpl", "KINDS", "Progress", "Task", "SILENT",
+    "ZooError", "UsageError", "PluginError", "UnknownComponentError", "AudioError", "DataError",
+    "CheckpointError", "TrainingError", "StorageError", "MetricSkipped",
     *_LAZY,
 ]
 
 
 def __getattr__(name: str):
-    """Import torch-based names lazily (PEP 562) so the CLI starts fast."""
+    """Import torch-based names lazily so the CLI starts fast."""
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 import torch
 
 from zoo.media.audio import AUDIO_EXTENSIONS, FALLBACK_EXTENSIONS, ShortClipWarning, fit_length, load_audio, peak_normalise, sliding_windows
+from zoo.callbacks import SILENT, Progress
 from zoo.errors import UsageError, ZooError
 from zoo.media.images import save_grid, save_image
 from zoo.model.pipeline import FacePipeline
@@ -132,22 +133,28 @@ class Drawer:
 
 
 def generate_files(pipeline: FacePipeline, inputs, out: Path, options: GenerateOptions,
-                   on_file: Callable[[FileResult], None] = lambda r: None) -> list[FileResult]:
-    """Draw every input; a bad file is recorded with its reason and the rest still run."""
+                   on_file: Callable[[FileResult], None] = lambda r: None,
+                   progress: Progress = SILENT) -> list[FileResult]:
+    """Draw every input; a bad file is recorded with its reason and the rest still run.
+
+    ``on_file`` hears each file's result as soon as it is known.
+    """
     drawer = Drawer(pipeline, options)
     files, results = expand_inputs(inputs)
     for failure in results:
         on_file(failure)
     out.mkdir(parents=True, exist_ok=True)
-    for file, stem in _unique_stems(files).items():
-        try:
-            result = drawer.draw_file(file, stem, out)
-        except UsageError:
-            raise  # the options are wrong for every file: stop at once
-        except ZooError as exc:
-            result = FileResult(str(file), error=str(exc))
-        results.append(result)
-        on_file(result)
+    with progress.task("generating", len(files)) as task:
+        for done, (file, stem) in enumerate(_unique_stems(files).items(), start=1):
+            try:
+                result = drawer.draw_file(file, stem, out)
+            except UsageError:
+                raise  # the options are wrong for every file: stop at once
+            except ZooError as exc:
+                result = FileResult(str(file), error=str(exc))
+            results.append(result)
+            on_file(result)
+            task.update(done)
     return results
 
 
@@ -177,7 +184,7 @@ def report(results: list[FileResult], started: float) -> dict:
 
 def generate_split(checkpoint, *, dataset: str, root: Optional[str], split: str, out: Path,
                    device: str = "auto", dataset_args: Optional[dict] = None, runs_dir: str = "runs",
-                   batch_size: int = 64, max_identities: int = 10, progress=None) -> dict:
+                   batch_size: int = 64, max_identities: int = 10, progress: Progress = SILENT) -> dict:
     """One face per clip of a dataset split, ``<identity>_<k>.png``, plus a real-beside-generated
     grid, as the seed's ``--inference`` wrote them."""
     import registry
@@ -192,18 +199,18 @@ def generate_split(checkpoint, *, dataset: str, root: Optional[str], split: str,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written, sheet, rows = 0, [], []
-    for start in range(0, len(data), batch_size):
-        items = [data[i] for i in range(start, min(start + batch_size, len(data)))]
-        faces = pipeline(torch.stack([torch.as_tensor(it["wave"]) for it in items]))
-        for item, face in zip(items, faces):
-            save_image(face, out / f"{item['key']}.png")
-            written += 1
-            name = data.identities[item["identity"]]
-            if name not in rows and len(rows) < max_identities:
-                rows.append(name)
-                sheet += [torch.as_tensor(item["image"]), face]
-        if progress is not None:
-            progress(written, len(data))
+    with progress.task(f"drawing the {split} split", len(data)) as task:
+        for start in range(0, len(data), batch_size):
+            items = [data[i] for i in range(start, min(start + batch_size, len(data)))]
+            faces = pipeline(torch.stack([torch.as_tensor(it["wave"]) for it in items]))
+            for item, face in zip(items, faces):
+                save_image(face, out / f"{item['key']}.png")
+                written += 1
+                name = data.identities[item["identity"]]
+                if name not in rows and len(rows) < max_identities:
+                    rows.append(name)
+                    sheet += [torch.as_tensor(item["image"]), face]
+            task.update(written)
     scale = 2 if pipeline.image_size <= 64 else 1  # as the training sample sheets
     grid = save_grid(torch.stack(sheet), out / "grid.png", nrow=2, row_labels=rows, scale=scale) if sheet else None
     return {"written": written, "folder": str(out), "grid": str(grid) if grid else None}

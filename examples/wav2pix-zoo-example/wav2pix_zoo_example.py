@@ -1,12 +1,17 @@
-"""An example wav2pix-zoo plugin: a small speech encoder and a total-variation loss term.
+"""An example wav2pix-zoo plugin: a small speech encoder, a total-variation loss term and a
+sharpness metric.
 
-Written from the plugin-author guide in wav2pix-zoo's README and nothing else.
+Written from the plugin-author guide in wav2pix-zoo's README and nothing else: it imports only
+from ``zoo``, the plugin author's whole surface.
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from zoo import GeneratorTerm, SpeechEncoder, TermInputs, hookimpl
+from zoo import GeneratorTerm, MetricContext, SpeechEncoder, TermInputs, hookimpl
+
+LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
 
 class TinyConvEncoder(SpeechEncoder):
@@ -37,6 +42,22 @@ class TotalVariation(GeneratorTerm):
         return across + down
 
 
+def mean_detail(faces: torch.Tensor) -> float:
+    """Mean absolute Laplacian of the faces' grey levels: how much fine detail they hold."""
+    grey = faces.mean(dim=1, keepdim=True)
+    return float(F.conv2d(grey, LAPLACIAN.view(1, 1, 3, 3)).abs().mean())
+
+
+def sharpness():
+    """Detail of the generated faces beside the real faces' (blur gives less, speckle more)."""
+
+    def metric(context: MetricContext) -> dict:
+        return {"sharpness": mean_detail(context.generated_faces),
+                "sharpness_real": mean_detail(context.real_faces)}
+
+    return metric
+
+
 @hookimpl
 def register_encoders(register):
     """Register the tiny convolutional encoder."""
@@ -45,6 +66,13 @@ def register_encoders(register):
 
 @hookimpl
 def register_losses(register):
-    """Register the total-variation generator term."""
+    """Register the total-variation generator term (weight 1; --term-coef total_variation=W)."""
     register("total_variation", TotalVariation, description="Total variation of the generated faces",
-             role="term", coefficient=1.0, option="tv_coef")
+             role="term", coefficient=1.0)
+
+
+@hookimpl
+def register_metrics(register):
+    """Register the sharpness metric."""
+    register("sharpness", sharpness, better="higher",
+             description="fine detail (mean absolute Laplacian) of the faces; the real faces' is the reference")

@@ -23,10 +23,7 @@ from typing import Optional
 import numpy as np
 
 from plugins.datasets.paired_files import Pair, PairedFilesDataset, report_unpaired
-from zoo import hookimpl
-from zoo.media.audio import AUDIO_EXTENSIONS, FALLBACK_EXTENSIONS
-from zoo.errors import DataError
-from zoo.media.images import IMAGE_EXTENSIONS
+from zoo import AUDIO_EXTENSIONS, FALLBACK_EXTENSIONS, IMAGE_EXTENSIONS, DataError, hookimpl
 
 YOUTUBERS_IMAGE = re.compile(r"^cropped_face_frame_(\d+)\.png$")
 YOUTUBERS_AUDIO = re.compile(r"^preprocessed_frame_(\d+)\.wav$")
@@ -37,7 +34,7 @@ MANIFEST_NAME = "manifest.csv"
 def _existing_root(name: str, root: Optional[str], expected: str) -> Path:
     """The root as a Path, or a one-line DataError saying what was expected there."""
     if root is None or str(root).strip() == "":
-        raise DataError(f"dataset '{name}' needs a root folder (--root): {expected}")
+        raise DataError(f"dataset '{name}' needs a root folder (--data): {expected}")
     path = Path(root).expanduser()
     if not path.exists():
         raise DataError(f"{path}: dataset root not found (dataset '{name}' expects {expected})")

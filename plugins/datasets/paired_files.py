@@ -18,9 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from zoo.media.audio import fit_length, load_audio, peak_normalise
-from zoo.errors import DataError
-from zoo.media.images import load_face, to_tensor
+from zoo import DataError, fit_length, load_audio, load_face, peak_normalise, to_tensor
 
 MAX_NAMED_IN_WARNING = 5
 

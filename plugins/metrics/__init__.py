@@ -1,7 +1,7 @@
 """The built-in metrics: wav2pix's two measures and the field's since, all offline.
 
-Each factory returns ``metric(pipeline, dataset, device) -> {name: float}`` (the contract and
-the arguments the evaluate core injects are in ``zoo.evaluate.context``). Next to every figure for
+Each factory takes the user's options and returns ``metric(context) -> {name: float}``; the
+``zoo.MetricContext`` it is handed holds the faces, the datasets and the shared face classifier. Next to every figure for
 the generated faces, the same measure on real faces (``<name>_real``) is the reference column.
 
 - ``face_detection``: share of faces in which a face detector finds one (wav2pix: 90.25%).
@@ -26,54 +26,57 @@ import numpy as np
 import torch
 
 from plugins.metrics import feature_stats
-from zoo import hookimpl
-from zoo.errors import DataError
-from zoo.evaluate.context import MetricSkipped, generated_faces, labels_of, real_faces, shared
+from zoo import DataError, MetricContext, MetricSkipped, hookimpl, load_real_faces
 
 FEATURE_SPACE_NOTE = ("measured in the features of the face classifier trained here: not comparable "
                       "with Inception FID/KID numbers")
 
 
 # -- shared pieces: classifier outputs, identity mapping, real reference ---------------------------------
-def classifier_outputs(pipeline, dataset, classifier, which: str) -> tuple[torch.Tensor, torch.Tensor]:
+def classifier_outputs(context: MetricContext, which: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``(features, logits)`` of the generated or real faces, computed once per evaluation."""
     def compute():
-        faces = generated_faces(pipeline, dataset) if which == "generated" else real_faces(pipeline, dataset)
-        return classifier.outputs(faces)
+        faces = context.generated_faces if which == "generated" else context.real_faces
+        return context.classifier.outputs(faces)
 
-    return shared(pipeline, ("classifier", which, id(classifier)), compute)
+    return context.shared(("classifier_outputs", which), compute)
 
 
-def class_labels(dataset, classifier) -> torch.Tensor:
-    """The dataset's labels as indices into the classifier's identities (matched by name)."""
+def class_labels(context: MetricContext) -> torch.Tensor:
+    """The evaluated labels as indices into the classifier's identities (matched by name)."""
+    classifier, dataset = context.classifier, context.dataset
     index_of = {name: i for i, name in enumerate(classifier.identities)}
     unknown = sorted(set(dataset.identities) - set(index_of))
     if unknown:
         raise DataError(f"identities {', '.join(unknown[:5])} of the evaluated split are not in the "
                         f"training split the face classifier learnt from")
     mapping = torch.as_tensor([index_of[name] for name in dataset.identities], dtype=torch.long)
-    return mapping[labels_of(dataset)]
+    return mapping[context.labels]
 
 
-def reference_features(pipeline, dataset, train_dataset, classifier, seed: int) -> Optional[torch.Tensor]:
-    """Classifier features of real training faces, as many as the evaluated clips (seeded sample);
-    None without a training split."""
+def training_sample(context: MetricContext) -> Optional[torch.Tensor]:
+    """Real training faces, as many as the evaluated clips (a seeded sample, shared); None
+    without a training split."""
     def compute():
-        sample = _training_sample(train_dataset, len(dataset), seed)
-        return None if sample is None else classifier.features(sample)
+        train = context.train_dataset
+        if train is None:
+            return None
+        indices = np.arange(len(train))
+        if len(context.dataset) < len(indices):
+            rng = np.random.default_rng(context.seed)
+            indices = np.sort(rng.choice(indices, len(context.dataset), replace=False))
+        return load_real_faces(_Subset(train, indices))
 
-    return shared(pipeline, ("reference", id(classifier), seed), compute)
+    return context.shared("training_sample", compute)
 
 
-def _training_sample(train_dataset, count: int, seed: int) -> Optional[torch.Tensor]:
-    from zoo.evaluate.context import load_real_faces
+def reference_features(context: MetricContext) -> Optional[torch.Tensor]:
+    """Classifier features of ``training_sample``; None without a training split."""
+    def compute():
+        sample = training_sample(context)
+        return None if sample is None else context.classifier.features(sample)
 
-    if train_dataset is None:
-        return None
-    indices = np.arange(len(train_dataset))
-    if count < len(indices):
-        indices = np.sort(np.random.default_rng(seed).choice(indices, count, replace=False))
-    return load_real_faces(_Subset(train_dataset, indices))
+    return context.shared("reference_features", compute)
 
 
 class _Subset:
@@ -99,24 +102,18 @@ def _reference_note(reference) -> str:
     return f"real column: {len(reference)} real training faces vs the real test faces"
 
 
-def _note(details: Optional[dict], line: str) -> None:
-    if details is not None:
-        details.setdefault("notes", []).append(line)
-
-
 # -- face detection ----------------------------------------------------------------------------------------
-def face_detection(landmarks_model: Optional[str] = None, min_neighbours: int = 5,
-                   details: Optional[dict] = None):
+def face_detection(landmarks_model: Optional[str] = None, min_neighbours: int = 5):
     """Share of faces in which OpenCV's Haar cascade (and, optionally, dlib) finds a face."""
-    def metric(pipeline, dataset, device) -> dict:
+    def metric(context: MetricContext) -> dict:
         from plugins.metrics.detection import dlib_found, dlib_unavailable, haar_found
 
-        generated, real = generated_faces(pipeline, dataset), real_faces(pipeline, dataset)
+        generated, real = context.generated_faces, context.real_faces
         values = {"face_detection": float(haar_found(generated, min_neighbours=min_neighbours).mean()),
                   "face_detection_real": float(haar_found(real, min_neighbours=min_neighbours).mean())}
         reason = dlib_unavailable(landmarks_model)
         if reason:
-            _note(details, reason)
+            context.note(reason)
         else:
             values["face_detection_dlib"] = float(dlib_found(generated, landmarks_model).mean())
             values["face_detection_dlib_real"] = float(dlib_found(real, landmarks_model).mean())
@@ -126,24 +123,23 @@ def face_detection(landmarks_model: Optional[str] = None, min_neighbours: int = 
 
 
 # -- identity accuracy -------------------------------------------------------------------------------------
-def identity_accuracy(classifier, details: Optional[dict] = None):
+def identity_accuracy():
     """wav2pix's protocol: the classifier names the speaker of each generated face."""
-    def metric(pipeline, dataset, device) -> dict:
-        model = classifier()
-        truth = class_labels(dataset, model)
-        guessed = classifier_outputs(pipeline, dataset, model, "generated")[1].argmax(dim=1)
-        real_guessed = classifier_outputs(pipeline, dataset, model, "real")[1].argmax(dim=1)
+    def metric(context: MetricContext) -> dict:
+        model = context.classifier
+        truth = class_labels(context)
+        guessed = classifier_outputs(context, "generated")[1].argmax(dim=1)
+        real_guessed = classifier_outputs(context, "real")[1].argmax(dim=1)
         count = len(model.identities)
-        if details is not None:
-            details["confusion"] = {"identities": model.identities,
-                                    "generated": feature_stats.confusion_matrix(truth, guessed, count),
-                                    "real": feature_stats.confusion_matrix(truth, real_guessed, count)}
-            details["per_identity"] = {"generated": _per_identity(truth, guessed, model.identities),
-                                       "real": _per_identity(truth, real_guessed, model.identities)}
-            details["classifier"] = dict(model.info)
-        _note(details, f"face classifier: {model.info.get('arch')} trained from scratch on "
-                       f"{model.info.get('train_items')} real {model.info.get('split') or 'training'} faces; "
-                       f"its accuracy on the real faces evaluated here is the real column")
+        context.details["confusion"] = {"identities": model.identities,
+                                        "generated": feature_stats.confusion_matrix(truth, guessed, count),
+                                        "real": feature_stats.confusion_matrix(truth, real_guessed, count)}
+        context.details["per_identity"] = {"generated": _per_identity(truth, guessed, model.identities),
+                                           "real": _per_identity(truth, real_guessed, model.identities)}
+        context.details["classifier"] = dict(model.info)
+        context.note(f"face classifier: {model.info.get('arch')} trained from scratch on "
+                     f"{model.info.get('train_items')} real {model.info.get('split') or 'training'} faces; "
+                     f"its accuracy on the real faces evaluated here is the real column")
         return {"identity_accuracy": float((guessed == truth).float().mean()),
                 "identity_accuracy_real": float((real_guessed == truth).float().mean()),
                 "identity_accuracy_chance": 1.0 / count}
@@ -157,14 +153,13 @@ def _per_identity(truth: torch.Tensor, guessed: torch.Tensor, identities: Sequen
 
 
 # -- distances in the classifier's feature space -------------------------------------------------------------
-def frechet_distance(classifier, train_dataset=None, seed: int = 0, details: Optional[dict] = None):
+def frechet_distance():
     """Fréchet distance between generated and real test faces in the classifier's features."""
-    def metric(pipeline, dataset, device) -> dict:
-        model = classifier()
-        generated = classifier_outputs(pipeline, dataset, model, "generated")[0]
-        real = classifier_outputs(pipeline, dataset, model, "real")[0]
-        reference = reference_features(pipeline, dataset, train_dataset, model, seed)
-        _note(details, f"frechet_distance: {FEATURE_SPACE_NOTE}; {_reference_note(reference)}")
+    def metric(context: MetricContext) -> dict:
+        generated = classifier_outputs(context, "generated")[0]
+        real = classifier_outputs(context, "real")[0]
+        reference = reference_features(context)
+        context.note(f"frechet_distance: {FEATURE_SPACE_NOTE}; {_reference_note(reference)}")
         values = {"frechet_distance": feature_stats.frechet_distance(generated, real)}
         if reference is not None:
             values["frechet_distance_real"] = feature_stats.frechet_distance(reference, real)
@@ -173,16 +168,14 @@ def frechet_distance(classifier, train_dataset=None, seed: int = 0, details: Opt
     return metric
 
 
-def kid(classifier, train_dataset=None, seed: int = 0, subsets: int = 50, subset_size: int = 1000,
-        details: Optional[dict] = None):
+def kid(subsets: int = 50, subset_size: int = 1000):
     """Kernel distance (unbiased polynomial MMD^2) in the classifier's features."""
-    def metric(pipeline, dataset, device) -> dict:
-        model = classifier()
-        generated = classifier_outputs(pipeline, dataset, model, "generated")[0]
-        real = classifier_outputs(pipeline, dataset, model, "real")[0]
-        reference = reference_features(pipeline, dataset, train_dataset, model, seed)
-        _note(details, f"kid: {FEATURE_SPACE_NOTE}; unbiased, so it can dip below 0 for close sets")
-        options = {"subsets": subsets, "subset_size": subset_size, "seed": seed}
+    def metric(context: MetricContext) -> dict:
+        generated = classifier_outputs(context, "generated")[0]
+        real = classifier_outputs(context, "real")[0]
+        reference = reference_features(context)
+        context.note(f"kid: {FEATURE_SPACE_NOTE}; unbiased, so it can dip below 0 for close sets")
+        options = {"subsets": subsets, "subset_size": subset_size, "seed": context.seed}
         values = {"kid": feature_stats.kernel_inception_distance(generated, real, **options)}
         if reference is not None:
             values["kid_real"] = feature_stats.kernel_inception_distance(reference, real, **options)
@@ -192,10 +185,9 @@ def kid(classifier, train_dataset=None, seed: int = 0, subsets: int = 50, subset
 
 
 # -- Inception FID ---------------------------------------------------------------------------------------------
-def fid(weights: Optional[str] = None, input_size: int = 299, inception_batch_size: int = 32, train_dataset=None,
-        seed: int = 0, details: Optional[dict] = None):
+def fid(weights: Optional[str] = None, input_size: int = 299, inception_batch_size: int = 32):
     """FID on Inception-v3 pool features from ``weights`` (a path); skipped without one."""
-    def metric(pipeline, dataset, device) -> dict:
+    def metric(context: MetricContext) -> dict:
         from pathlib import Path
 
         from plugins.metrics.inception import inception_features, load_inception
@@ -208,13 +200,12 @@ def fid(weights: Optional[str] = None, input_size: int = 299, inception_batch_si
         network = load_inception(weights)
 
         def features(faces):
-            return inception_features(network, faces, device, inception_batch_size, input_size)
+            return inception_features(network, faces, context.device, inception_batch_size, input_size)
 
-        generated = features(generated_faces(pipeline, dataset))
-        real = features(real_faces(pipeline, dataset))
-        sample = _training_sample(train_dataset, len(dataset), seed)
+        generated, real = features(context.generated_faces), features(context.real_faces)
+        sample = training_sample(context)
         reference = None if sample is None else features(sample)
-        _note(details, f"fid: Inception-v3 weights from {weights} at {input_size} px; {_reference_note(reference)}")
+        context.note(f"fid: Inception-v3 weights from {weights} at {input_size} px; {_reference_note(reference)}")
         values = {"fid": feature_stats.frechet_distance(generated, real)}
         if reference is not None:
             values["fid_real"] = feature_stats.frechet_distance(reference, real)
@@ -224,22 +215,21 @@ def fid(weights: Optional[str] = None, input_size: int = 299, inception_batch_si
 
 
 # -- identity retrieval ------------------------------------------------------------------------------------------
-def recall_at_k(classifier, ks: Sequence[int] = (1, 2, 5), details: Optional[dict] = None):
+def recall_at_k(ks: Sequence[int] = (1, 2, 5)):
     """SF2F's retrieval: rank of the true identity among identity means of real embeddings."""
-    def metric(pipeline, dataset, device) -> dict:
-        model = classifier()
-        truth = class_labels(dataset, model)
+    def metric(context: MetricContext) -> dict:
+        truth = class_labels(context)
         present = sorted(set(truth.tolist()))
         local = torch.as_tensor([present.index(t) for t in truth.tolist()], dtype=torch.long)
-        real = classifier_outputs(pipeline, dataset, model, "real")[0]
-        generated = classifier_outputs(pipeline, dataset, model, "generated")[0]
+        real = classifier_outputs(context, "real")[0]
+        generated = classifier_outputs(context, "generated")[0]
         means = feature_stats.identity_means(real, local, len(present))
         ranks = feature_stats.retrieval_ranks(generated, local, means)
         real_ranks = feature_stats.retrieval_ranks(real, local, means)
         values = {}
         for k in sorted({int(k) for k in ks}):
             if k >= len(present):
-                _note(details, f"recall@{k} left out: with {len(present)} identities it is always 1")
+                context.note(f"recall@{k} left out: with {len(present)} identities it is always 1")
                 continue
             values[f"recall_at_{k}"] = float((ranks < k).float().mean())
             values[f"recall_at_{k}_real"] = float((real_ranks < k).float().mean())

@@ -32,7 +32,7 @@ SCALE_STEP = 1.1
 
 
 def _uint8(faces: torch.Tensor) -> np.ndarray:
-    from zoo.media.images import as_uint8_batch
+    from zoo import as_uint8_batch
 
     return as_uint8_batch(faces)
 
@@ -51,7 +51,7 @@ def haar_cascade():
     """OpenCV's frontal-face cascade from the wheel's own data folder."""
     import cv2
 
-    from zoo.errors import ZooError
+    from zoo import ZooError
 
     folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
     if folder is None:

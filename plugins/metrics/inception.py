@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.errors import CheckpointError
+from zoo import CheckpointError
 
 UNUSED_PREFIXES = ("fc.", "AuxLogits.")
 INPUT_SIZE = 299

@@ -22,9 +22,7 @@ from torch.utils.data import Dataset
 
 from plugins.synthetic.face import HAIR_STYLES, FacePose, FaceTraits, draw_face
 from plugins.synthetic.voice import VoiceTraits, synthesise
-from zoo import hookimpl
-from zoo.media.audio import peak_normalise
-from zoo.media.images import to_tensor
+from zoo import hookimpl, peak_normalise, save_grid, to_tensor
 
 # Bump when the drawing or the voice changes, so preprocessing caches are rebuilt.
 SYNTH_VERSION = 1
@@ -174,8 +172,6 @@ def synthetic(root: str | None = None, split: str = "train", image_size: int = 6
 def render_sample_grid(path: str, *, num_identities: int = 10, clips: int = 6, image_size: int = 64,
                        seed: int = 0, split: str = "train") -> str:
     """Save one row of faces per identity (a quick look at the dataset); returns the path."""
-    from zoo.media.images import save_grid
-
     dataset = synthetic(split=split, image_size=image_size, num_identities=num_identities,
                         clips_per_identity=clips, seed=seed)
     faces = [dataset.raw_item(i)["image"] for i in range(len(dataset))]
@@ -188,11 +184,3 @@ def register_datasets(register):
     register("synthetic", synthetic, needs_root=False, suggested={"epochs": 10},
              description="procedural source-filter voices and cartoon faces with voice-linked traits; no data needed")
 
-
-if __name__ == "__main__":  # python -m plugins.synthetic [out.png] [image_size] [seed]
-    import sys
-
-    arguments = sys.argv[1:]
-    out = arguments[0] if arguments else "synthetic_faces.png"
-    size = int(arguments[1]) if len(arguments) > 1 else 64
-    print(render_sample_grid(out, image_size=size, seed=int(arguments[2]) if len(arguments) > 2 else 0))

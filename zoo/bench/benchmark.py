@@ -29,7 +29,9 @@ from typing import Callable, Optional
 
 import torch
 
-from zoo.data.cache import META_NAME, cache_root, cached, entry_name
+from zoo.callbacks import SILENT, Progress
+from zoo.data.cache import META_NAME, cached, entry_name
+from zoo.files import cache_root
 from zoo.train.config import TrainConfig, resolve
 from zoo.bench.flops import count_forward_flops, matmul_flops_per_second, ours_step_flops, seed_step_flops
 from zoo.hardware import Processes, cpu_cores, peak_memory_bytes, resolve_device
@@ -42,10 +44,6 @@ from zoo.train.batches import TrainingData
 
 BLOCK_SECONDS = 0.5  # a timed block lasts at least this long (one iteration at least)
 MAX_BLOCK_ITERATIONS = 100
-
-
-def _quiet(_message: str) -> None:
-    """Swallow TrainingData's notes: the bench reports its own configuration."""
 
 
 def synchronize(device: torch.device) -> None:
@@ -157,14 +155,14 @@ def cache_exists(source) -> bool:
 def bench_loader(config: TrainConfig, procs: Processes, device: torch.device, batches: int,
                  warmup: int) -> tuple[dict, TrainingData]:
     """Cold and cached loader throughput; returns the figures and the cached training data."""
-    cold = TrainingData(replace(config, cache=False), procs, device, _quiet)
+    cold = TrainingData(replace(config, cache=False), procs, device)
     cold_rate = loader_pairs_per_second(cold, batches, warmup, device)
     source = cold.train.dataset
     existed = cache_exists(source)
     start = time.perf_counter()
-    cached(source, progress=False)
+    cached(source)
     build_seconds = time.perf_counter() - start
-    warm = TrainingData(replace(config, cache=True), procs, device, _quiet)
+    warm = TrainingData(replace(config, cache=True), procs, device)
     # A cached batch takes about a millisecond: time five times as many for a steady figure.
     cached_rate = loader_pairs_per_second(warm, 5 * batches, warmup, device)
     figures = {"pairs": len(warm.train), "batches_timed": batches, "cached_batches_timed": 5 * batches,
@@ -227,7 +225,7 @@ def machine(device: torch.device) -> dict:
 # -- the whole bench -----------------------------------------------------------------------------
 def run_bench(user: dict, *, repeats: int = 5, warmup: int = 2, skip_seed: bool = False,
               skip_loader: bool = False, loader_batches: Optional[int] = None,
-              block_seconds: float = BLOCK_SECONDS, say: Callable[[str], None] = _quiet) -> dict:
+              block_seconds: float = BLOCK_SECONDS, progress: Progress = SILENT) -> dict:
     """Run every measurement for the training options ``user`` (as ``resolve`` takes them).
 
     Returns one JSON-ready dict; every number in it is finite.
@@ -237,9 +235,9 @@ def run_bench(user: dict, *, repeats: int = 5, warmup: int = 2, skip_seed: bool 
     seed_everything(config.seed)
     result = {"machine": machine(device), "options": _options(config, repeats, warmup)}
     if skip_loader:
-        data = TrainingData(replace(config, cache=False), Processes(), device, _quiet)
+        data = TrainingData(replace(config, cache=False), Processes(), device)
     else:
-        say("loader: cold, then cached")
+        progress.message("loader: cold, then cached")
         batches = loader_batches or max(4, 2 * repeats)
         result["loader"], data = bench_loader(config, Processes(), device, batches, warmup)
     items = next(iter(data.loader))
@@ -252,12 +250,12 @@ def run_bench(user: dict, *, repeats: int = 5, warmup: int = 2, skip_seed: bool 
         result["same_initial_weights"] = all(same_weights(a, b) for a, b in
                                              zip((parts.model, parts.discriminator), seed_parts))
     steps = _timed_steps(config, parts, seed_parts, data, items, device)
-    say(f"steps: {warmup} warm-up and {repeats} timed blocks each")
+    progress.message(f"steps: {warmup} warm-up and {repeats} timed blocks each")
     timed, forward = _time_steps(steps, config, parts, data.to_batch(items), repeats, warmup, block_seconds)
     result.update(timed)
     if "loader" in result:
         result["loader"]["cached_over_step"] = result["loader"]["cached_pairs_per_s"] / result["ours"]["pairs_per_s"]
-    say("generate, matrix multiply")
+    progress.message("generate, matrix multiply")
     result["generate"] = generate_latency(parts.model, description, device, items["wave"], repeats)
     result["flops"] = _flop_rates(config, device, forward, result["ours"])
     result["memory"] = _peak_memory(device, steps)

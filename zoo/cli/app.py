@@ -7,32 +7,11 @@ the core never prints errors or calls ``sys.exit`` itself.
 from __future__ import annotations
 
 import functools
-import sys
 
 import typer
-from rich.console import Console
 
-from zoo.errors import ZooError
-
-console = Console()
-err_console = Console(stderr=True)
-
-INTERRUPTED_EXIT_CODE = 130
-
-
-def _stderr_line(prefix: str, message: str) -> None:
-    """One plain line on stderr: never wrapped, never marked up, newlines folded."""
-    print(f"{prefix}: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
-
-
-def fail_line(message: str) -> None:
-    """Write one ``error: ...`` line on stderr."""
-    _stderr_line("error", message)
-
-
-def warn_line(message: str) -> None:
-    """Write one ``warning: ...`` line on stderr."""
-    _stderr_line("warning", message)
+from zoo.cli.output import fail_line
+from zoo.errors import INTERRUPTED_EXIT_CODE, ZooError
 
 
 def guarded(func):

@@ -1,28 +1,55 @@
-"""``python main.py bench``: run ``zoo.bench.benchmark`` and show its figures as a table or one JSON object.
-
-The command in main.py only collects options; everything it does lives here.
-"""
+"""``python main.py bench``: run ``zoo.bench.benchmark`` and show its figures as a table or one JSON object."""
 
 from __future__ import annotations
 
 import json
+from typing import List, Optional
 
+import typer
 from rich.table import Table
 
-from zoo.cli.app import console, err_console
+from zoo.cli.options import DATA, HARDWARE, component_args, component_option, flag
+from zoo.cli.output import console
 from zoo.errors import UsageError
+from zoo.train.config import default_of
 
 
-def run(user: dict, *, repeats: int, warmup: int, skip_seed: bool, skip_loader: bool,
+def command(
+    encoder: Optional[str] = component_option("encoder", "Speech encoder", default_of("encoder")),
+    generator: Optional[str] = component_option("generator", "Face generator", default_of("generator")),
+    discriminator: Optional[str] = component_option("discriminator", "Discriminator", default_of("discriminator")),
+    image_size: Optional[int] = typer.Option(None, "--image-size", "--size", help=f"Face size, 64 or 128 \\[default: {default_of('image_size')}].", rich_help_panel=DATA),
+    batch_size: Optional[int] = typer.Option(None, help=f"Pairs per iteration \\[default: {default_of('batch_size')}].", rich_help_panel=DATA),
+    dataset: Optional[str] = component_option("dataset", "Dataset", f"{default_of('dataset')}, needs no data", DATA),
+    data: Optional[str] = typer.Option(None, help="Dataset root folder.", rich_help_panel=DATA),
+    arg: Optional[List[str]] = typer.Option(None, help="Component argument KIND.KEY=VALUE, e.g. dataset.num_identities=3 (repeatable).", rich_help_panel=DATA),
+    device: Optional[str] = typer.Option(None, help=f"auto, cpu, cuda or cuda:N \\[default: {default_of('device')}].", rich_help_panel=HARDWARE),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast in our step (CUDA, or a CPU with native bf16).", rich_help_panel=HARDWARE),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile our step's models.", rich_help_panel=HARDWARE),
+    repeats: int = typer.Option(5, help="Timed blocks per measurement; medians are reported."),
+    warmup: int = typer.Option(2, help="Untimed iterations (and loader batches) first."),
+    skip_seed: bool = typer.Option(False, "--skip-seed", help="Do not time the seed-style step."),
+    skip_loader: bool = typer.Option(False, "--skip-loader", help="Do not time the data loader."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
+) -> None:
+    """Time our training step beside the seed's, the loader, generation, memory and FLOP/s."""
+    options = {"encoder": encoder, "generator": generator, "discriminator": discriminator,
+               "image_size": image_size, "batch_size": batch_size, "dataset": dataset, "data": data,
+               "device": device, "amp": flag(amp), "compile": flag(compile), **component_args(arg)}
+    raise typer.Exit(run(options, repeats=repeats, warmup=warmup, skip_seed=skip_seed,
+                         skip_loader=skip_loader, as_json=as_json))
+
+
+def run(options: dict, *, repeats: int, warmup: int, skip_seed: bool, skip_loader: bool,
         as_json: bool) -> int:
     """Check the options, run the bench, print the result; return the exit code."""
     from zoo.bench.benchmark import run_bench
+    from zoo.cli.progress import ConsoleProgress
 
     if repeats < 1 or warmup < 0:
         raise UsageError(f"--repeats must be at least 1 and --warmup at least 0, not {repeats} and {warmup}")
-    say = (lambda _m: None) if as_json else (lambda m: err_console.print(f"[dim]bench: {m}[/dim]"))
-    result = run_bench(user, repeats=repeats, warmup=warmup, skip_seed=skip_seed,
-                       skip_loader=skip_loader, say=say)
+    result = run_bench(options, repeats=repeats, warmup=warmup, skip_seed=skip_seed,
+                       skip_loader=skip_loader, progress=ConsoleProgress(silent=as_json))
     if as_json:
         print(json.dumps(result, indent=2, allow_nan=False))
     else:

@@ -3,34 +3,45 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+from pathlib import Path
+from typing import List, Optional
 
+import typer
 from rich.table import Table
 
-from zoo.cli.app import console, err_console, warn_line
+from zoo.cli.options import complete_names, grouped_pairs, split_names
+from zoo.cli.output import console, warn_line
 from zoo.errors import UsageError
 
 
-def split_names(text: Optional[str]) -> Optional[list]:
-    """``"a, b,a"`` -> ``["a", "b"]``; None or blank -> None (every metric)."""
-    if text is None:
-        return None
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise UsageError("--metrics needs at least one name, e.g. --metrics identity_accuracy,face_detection")
-    return list(dict.fromkeys(names))
+def command(
+    checkpoint: Optional[str] = typer.Option(None, help="Run folder, checkpoint folder or model.safetensors \\[default: the newest run's last]."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset \\[default: the run's, else youtubers].", autocompletion=complete_names("dataset")),
+    data: Optional[str] = typer.Option(None, help="Dataset root folder \\[default: the run's]."),
+    split: str = typer.Option("test", help="The split to evaluate."),
+    metrics: Optional[str] = typer.Option(None, help="Comma list \\[default: every registered metric; see `list metric`].", autocompletion=complete_names("metric")),
+    out: Optional[Path] = typer.Option(None, help="Where metrics.json, report.md and pictures go \\[default: <run>/evaluation, else evaluation/]."),
+    seed: int = typer.Option(0, help="Random seed of drawing and sampling."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    fid_weights: Optional[str] = typer.Option(None, help="Inception-v3 state dict (.pth or .safetensors) for fid; without it fid is skipped."),
+    metric_arg: Optional[List[str]] = typer.Option(None, help="Metric argument NAME.KEY=VALUE, e.g. face_detection.landmarks_model=PATH (repeatable)."),
+    batch_size: int = typer.Option(64, help="Clips per batch when drawing faces."),
+    as_json: bool = typer.Option(False, "--json", help="Print metrics.json instead of the table."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or messages."),
+    runs_dir: str = typer.Option("runs", help="Where to look for the newest run."),
+) -> None:
+    """Score a checkpoint's faces for a dataset split: face detection, identity accuracy, recall@K, distances."""
+    names = split_names(metrics, "--metrics")
+    if batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    raise typer.Exit(run(checkpoint=checkpoint, dataset=dataset, data=data, split=split, metrics=names,
+                         out=out, seed=seed, device=device, metric_args=metric_args(metric_arg, fid_weights, names),
+                         batch_size=batch_size, as_json=as_json, quiet=quiet, runs_dir=runs_dir))
 
 
-def metric_args(items, fid_weights: Optional[str], names: Optional[list]) -> dict:
+def metric_args(items, fid_weights: Optional[str], names: Optional[tuple]) -> dict:
     """``--metric-arg NAME.KEY=VALUE`` items grouped per metric, plus ``--fid-weights``."""
-    from zoo.cli.train import parse_pairs
-
-    grouped: dict = {}
-    for item in items or []:
-        name, dot, rest = item.partition(".")
-        if not dot or not name.strip():
-            raise UsageError(f"--metric-arg takes NAME.KEY=VALUE, e.g. fid.batch_size=16; not '{item}'")
-        grouped.setdefault(name.strip(), {}).update(parse_pairs([rest], "--metric-arg"))
+    grouped = grouped_pairs(items, "--metric-arg")
     if fid_weights is not None and (names is None or "fid" in names):
         grouped.setdefault("fid", {})["weights"] = fid_weights
     return grouped
@@ -67,23 +78,15 @@ def show_table(result) -> None:
                       highlight=False)
 
 
-def run(*, checkpoint, dataset, data, split, metrics, out, seed, device, fid_weights, metric_arg,
-        batch_size, as_json, quiet, runs_dir) -> int:
+def run(*, checkpoint, dataset, data, split, metrics, out, seed, device, metric_args, batch_size, as_json,
+        quiet, runs_dir) -> int:
     """Evaluate and print; exit code 1 when a metric failed (skips are not failures)."""
+    from zoo.cli.progress import ConsoleProgress
     from zoo.evaluate.evaluator import evaluate_checkpoint
 
-    names = split_names(metrics)
-    args = metric_args(metric_arg, fid_weights, names)
-    if batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
-
-    def on_message(text: str) -> None:
-        if not as_json and not quiet:
-            err_console.print(text, highlight=False, style="dim")
-
-    result = evaluate_checkpoint(checkpoint, dataset=dataset, root=data, split=split, metrics=names,
-                                 metric_args=args, out=out, seed=seed, device=device, runs_dir=runs_dir,
-                                 batch_size=batch_size, progress=not (as_json or quiet), on_message=on_message)
+    result = evaluate_checkpoint(checkpoint, dataset=dataset, root=data, split=split, metrics=metrics,
+                                 metric_args=metric_args, out=out, seed=seed, device=device, runs_dir=runs_dir,
+                                 batch_size=batch_size, progress=ConsoleProgress(silent=as_json or quiet))
     if as_json:
         from zoo.evaluate.report import jsonable
 

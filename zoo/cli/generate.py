@@ -1,31 +1,75 @@
-"""``python main.py generate``: progress, per-file lines, a summary or one JSON object."""
+"""``python main.py generate``: faces from speech files (or a dataset split), with per-file lines,
+a summary, or one JSON object."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+import typer
 
-from zoo.cli.app import console, err_console
+from zoo.cli.options import complete_names, component_args
+from zoo.cli.output import console
 from zoo.errors import UsageError
-from zoo.generate import GenerateOptions, FileResult, generate_files, generate_split, interpolate, report
-from zoo.model.pipeline import FacePipeline
+
+SPLIT = "Dataset split"
 
 
-def _file_line(result: FileResult) -> str:
+def command(
+    inputs: Optional[List[Path]] = typer.Argument(None, help="Audio files or folders (wav, flac, ogg, mp3 ...).", show_default=False),
+    checkpoint: Optional[str] = typer.Option(None, help="Run folder, checkpoint folder or model.safetensors \\[default: the newest run's last]."),
+    out: Path = typer.Option(Path("generated"), help="Where the faces go."),
+    window_seconds: Optional[float] = typer.Option(None, help="Window length \\[default: the encoder's training window]."),
+    hop_seconds: Optional[float] = typer.Option(None, help="Hop between windows \\[default: half a window]."),
+    num: int = typer.Option(1, help="Faces per clip (needs noise or --stochastic)."),
+    stochastic: bool = typer.Option(False, "--stochastic", help="Keep dropout on to draw varied faces."),
+    interpolate: Optional[int] = typer.Option(None, help="With two clips: a strip of K faces from one voice to the other."),
+    seed: int = typer.Option(0, help="Random seed: the same seed draws the same faces."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: outputs, windows, seconds, failures."),
+    data: Optional[str] = typer.Option(None, help="Draw a dataset split instead of files: its root.", rich_help_panel=SPLIT),
+    dataset: Optional[str] = typer.Option(None, help="The dataset of --data \\[default: youtubers].", rich_help_panel=SPLIT, autocompletion=complete_names("dataset")),
+    split: str = typer.Option("test", help="The split to draw.", rich_help_panel=SPLIT),
+    arg: Optional[List[str]] = typer.Option(None, help="Dataset argument dataset.KEY=VALUE \\[default: the run's own].", rich_help_panel=SPLIT),
+    runs_dir: str = typer.Option("runs", help="Where to look for the newest run."),
+) -> None:
+    """Draw faces from speech files, or from a dataset split, with a trained checkpoint."""
+    from zoo.generate import GenerateOptions
+
+    if data is not None or dataset is not None:
+        if inputs:
+            raise UsageError("give audio files or --data/--dataset, not both")
+        dataset_args = component_args(arg).get("dataset_args")
+        raise typer.Exit(run_split(checkpoint, dataset or "youtubers", data, split, out, device, as_json,
+                                   runs_dir, dataset_args))
+    if not inputs:
+        raise UsageError("give one or more audio files or folders (or --data ROOT --dataset NAME)")
+    options = GenerateOptions(window_seconds, hop_seconds, num, seed, stochastic)
+    raise typer.Exit(run_files([str(i) for i in inputs], checkpoint, out, options, device, as_json,
+                               interpolate, runs_dir))
+
+
+def file_line(result) -> str:
+    """One line per input: ``ok PATH: ...`` or ``failed PATH: reason`` (the path said once)."""
     if result.error:
-        return f"[red]failed[/red] {result.input}: {result.error}"
+        reason = result.error
+        if reason.startswith(f"{result.input}: "):
+            reason = reason[len(result.input) + 2:]
+        return f"[red]failed[/red] {result.input}: {reason}"
     windows = f"{result.windows} windows" if result.windows > 1 else "1 window"
     note = f" ({result.note})" if result.note else ""
     return f"[green]ok[/green] {result.input}: {result.seconds:.2f} s, {windows}{note} -> {result.outputs[0]}"
 
 
-def run_files(inputs: list, checkpoint: Optional[str], out: Path, options: GenerateOptions,
-              device: str, as_json: bool, interpolate_steps: Optional[int], runs_dir: str) -> int:
+def run_files(inputs: list, checkpoint: Optional[str], out: Path, options, device: str, as_json: bool,
+              interpolate_steps: Optional[int], runs_dir: str) -> int:
     """Draw faces for files and folders; exit code 1 when any file failed."""
+    from zoo.cli.progress import ConsoleProgress
+    from zoo.generate import generate_files, interpolate, report
+    from zoo.model.pipeline import FacePipeline
+
     started = time.perf_counter()
     pipeline = FacePipeline.from_checkpoint(checkpoint, device, runs_dir)
     if interpolate_steps is not None:
@@ -35,16 +79,12 @@ def run_files(inputs: list, checkpoint: Optional[str], out: Path, options: Gener
         payload = {"outputs": [str(strip)], "failures": [], "seconds": round(time.perf_counter() - started, 3)}
         print(json.dumps(payload)) if as_json else console.print(f"wrote {strip}")
         return 0
-    with Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err_console, transient=True, disable=as_json) as bar:
-        task = bar.add_task("files", total=None)
 
-        def on_file(result: FileResult) -> None:
-            bar.advance(task)
-            if not as_json:
-                console.print(_file_line(result), highlight=False)
+    def on_file(result) -> None:
+        if not as_json:
+            console.print(file_line(result), highlight=False)
 
-        results = generate_files(pipeline, inputs, out, options, on_file)
+    results = generate_files(pipeline, inputs, out, options, on_file, progress=ConsoleProgress(silent=as_json))
     summary = report(results, started)
     if as_json:
         print(json.dumps(summary, indent=2))
@@ -58,11 +98,11 @@ def run_files(inputs: list, checkpoint: Optional[str], out: Path, options: Gener
 def run_split(checkpoint: Optional[str], dataset: str, data: Optional[str], split: str, out: Path,
               device: str, as_json: bool, runs_dir: str, dataset_args: Optional[dict] = None) -> int:
     """Draw every clip of a dataset split as ``<identity>_<k>.png``."""
-    with Progress(TextColumn(f"drawing the {split} split"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=err_console, transient=True, disable=as_json) as bar:
-        task = bar.add_task("clips", total=None)
-        result = generate_split(checkpoint, dataset=dataset, root=data, split=split, out=out, device=device,
-                                runs_dir=runs_dir, dataset_args=dataset_args, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    from zoo.cli.progress import ConsoleProgress
+    from zoo.generate import generate_split
+
+    result = generate_split(checkpoint, dataset=dataset, root=data, split=split, out=out, device=device,
+                            runs_dir=runs_dir, dataset_args=dataset_args, progress=ConsoleProgress(silent=as_json))
     if as_json:
         print(json.dumps(result, indent=2))
     else:

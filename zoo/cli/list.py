@@ -1,25 +1,45 @@
-"""Tables and JSON for ``list`` and ``plugins``: presentation only, no registry logic."""
+"""``list`` and ``plugins``: what is installed, as tables or JSON. Presentation only."""
 
 from __future__ import annotations
 
 import json
+from typing import List, Optional
 
+import typer
 from rich.table import Table
 from rich.text import Text
 
-import registry
-from zoo.cli.app import console, warn_line
+from zoo.cli.output import console, warn_line
+from zoo.hookspecs import KINDS
 
 MAX_PARAMETERS_SHOWN = 6
 
 
-# Filled in by the evaluator, not chosen by users (see zoo.evaluate.context); kept in sync by a test.
-INJECTED_METRIC_ARGUMENTS = ("classifier", "train_dataset", "cache_dir", "batch_size", "seed", "progress", "details")
+def _complete_kind(incomplete: str) -> List[str]:
+    return [k for k in KINDS if k.startswith(incomplete)]
 
 
-def _parameter_summary(params: list[dict], kind: str) -> str:
-    if kind == "metric":
-        params = [p for p in params if p["name"] not in INJECTED_METRIC_ARGUMENTS]
+def list_command(
+    kind: Optional[str] = typer.Argument(None, help=f"One of: {', '.join(KINDS)}.",
+                                         autocompletion=_complete_kind),
+    pattern: str = typer.Argument("*", help="Wildcard filter on names, e.g. 'w*'."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+) -> None:
+    """List the registered components with their descriptions and parameters."""
+    import registry
+
+    kinds = [registry.check_kind(kind)] if kind else list(KINDS)
+    show_components(kinds, pattern, as_json)
+
+
+def plugins_command(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List the plugin distributions, their versions, hooks, and any that failed to load."""
+    show_plugins(as_json)
+
+
+def _parameter_summary(params: list[dict]) -> str:
     shown = []
     for p in params[:MAX_PARAMETERS_SHOWN]:
         shown.append(p["name"] if p["required"] else f"{p['name']}={p['default']!r}")
@@ -42,6 +62,8 @@ def _meta_summary(meta: dict) -> str:
 
 def show_components(kinds: list[str], pattern: str, as_json: bool) -> None:
     """Print the components of ``kinds`` matching ``pattern``, as tables or one JSON object."""
+    import registry
+
     described = {
         kind: [registry.describe(kind, c.name) for c in registry.components(kind, pattern)]
         for kind in kinds
@@ -57,12 +79,14 @@ def show_components(kinds: list[str], pattern: str, as_json: bool) -> None:
             table.add_column(column, overflow="fold")
         for item in items:
             table.add_row(Text(item["name"]), Text(item["description"]), Text(item["distribution"]),
-                          Text(_parameter_summary(item["parameters"], kind)), Text(_meta_summary(item["meta"])))
+                          Text(_parameter_summary(item["parameters"])), Text(_meta_summary(item["meta"])))
         console.print(table)
 
 
 def show_plugins(as_json: bool) -> None:
     """Print the plugin distributions, their versions and hooks, then any failures."""
+    import registry
+
     dists = registry.distributions()
     if as_json:
         print(json.dumps({"distributions": dists, "conflicts": registry.conflicts()}, indent=2))

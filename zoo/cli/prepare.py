@@ -1,61 +1,40 @@
-"""What ``prepare`` shows: a rich progress bar over videos and the summary table. No logic."""
+"""``python main.py prepare``: talking-head videos to training pairs, with progress and a summary."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
+import typer
 from rich.table import Table
 from rich.text import Text
 
-from zoo.cli.app import console
-from zoo.prepare.runner import PrepareProgress, PrepareSummary
+from zoo.cli.output import console
 
 
-class RichPrepareProgress(PrepareProgress):
-    """A bar over videos, and one over the seconds of the video being read."""
+def command(
+    videos: str = typer.Argument(..., help="Folder of <identity>/<videos> (mp4, mkv, webm, mov), or a CSV of identity,path."),
+    out: str = typer.Argument(..., help="Output folder (youtubers layout plus manifest.csv); re-running resumes it."),
+    frame_every: float = typer.Option(1.0, help="Seconds between sampled frames."),
+    context_seconds: float = typer.Option(4.0, help="Speech around each frame that windows are drawn from."),
+    windows: int = typer.Option(5, help="Random speech windows (pairs) per kept face."),
+    window_seconds: float = typer.Option(1.0, help="Length of each speech window."),
+    margin: float = typer.Option(0.2, help="Crop margin on each side, as a fraction of the face size."),
+    min_face: int = typer.Option(64, help="Smallest face kept, in frame pixels."),
+    test_fraction: float = typer.Option(0.1, help="Share of each identity's videos held out for test (split by video)."),
+    seed: int = typer.Option(0, help="Seed of the split and the window positions."),
+    min_confidence: float = typer.Option(1.0, help="Haar cascade confidence (last-stage weight) a face must reach."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Build a training set from raw talking-head videos: face crops paired with speech windows."""
+    from zoo.cli.progress import ConsoleProgress
+    from zoo.prepare.runner import prepare
 
-    def __init__(self, progress):
-        self._progress = progress
-        self._videos = None
-        self._current = None
-
-    def start(self, total_videos: int) -> None:
-        """Add the bar over videos."""
-        self._videos = self._progress.add_task("videos", total=total_videos)
-
-    def video_started(self, key: str, duration: float) -> None:
-        """Add a bar over the seconds of ``key``."""
-        self._current = self._progress.add_task(f"  {key}", total=duration or None)
-
-    def video_advanced(self, seconds: float) -> None:
-        """Move the current video's bar to ``seconds``."""
-        if self._current is not None:
-            self._progress.update(self._current, completed=seconds)
-
-    def video_finished(self, key: str, outcome: str) -> None:
-        """Drop the video's bar and advance the bar over videos (skips are listed at the end)."""
-        if self._current is not None:
-            self._progress.remove_task(self._current)
-            self._current = None
-        self._progress.advance(self._videos)
+    summary = prepare(videos, out, frame_every=frame_every, context_seconds=context_seconds, windows=windows,
+                      window_seconds=window_seconds, margin=margin, min_face=min_face,
+                      test_fraction=test_fraction, seed=seed, min_confidence=min_confidence,
+                      progress=ConsoleProgress(silent=quiet))
+    show_summary(summary)
 
 
-@contextmanager
-def prepare_progress(quiet: bool = False):
-    """A ``PrepareProgress`` that draws rich bars on the console (or nothing when ``quiet``)."""
-    if quiet:
-        yield PrepareProgress()
-        return
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        yield RichPrepareProgress(progress)
-
-
-def show_summary(summary: PrepareSummary) -> None:
+def show_summary(summary) -> None:
     """Print the summary of a prepare run as one table."""
     table = Table(title=f"prepare -> {summary.out}", title_justify="left", show_header=False)
     table.add_column("what")

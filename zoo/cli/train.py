@@ -1,67 +1,87 @@
-"""``python main.py train``: resolve options, show them, train with a progress bar, handle Ctrl-C.
-
-The command in main.py only collects options; everything it does lives here.
-"""
+"""``python main.py train``: collect the options, resolve them, show them, train with a progress
+bar, and turn the first Ctrl-C into a clean stop."""
 
 from __future__ import annotations
 
 import os
 import signal
 from contextlib import contextmanager
+from typing import List, Optional
 
+import typer
 from rich.table import Table
 
-from zoo.cli.app import console, warn_line
-from zoo.train.config import PRESETS, TrainConfig, for_resume, resolve
-
-INTERRUPTED = 130
-
-
-def parse_pairs(items, what: str) -> dict:
-    """``["width=32", "depth=4"]`` -> ``{"width": 32, "depth": 4}`` (numbers become numbers)."""
-    from zoo.errors import UsageError
-
-    pairs = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"{what} takes KEY=VALUE, not '{item}'")
-        pairs[key.strip()] = _number_or_text(raw.strip())
-    return pairs
+from zoo.cli.options import (COMPONENTS, DATA, HARDWARE, OPTIM, OUTPUT, component_args, component_option, flag,
+                             parse_pairs, split_names)
+from zoo.cli.output import console, warn_line
+from zoo.errors import INTERRUPTED_EXIT_CODE
+from zoo.train.config import TrainConfig, default_of
 
 
-def _number_or_text(raw: str):
-    lowered = raw.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            pass
-    return raw
+def _help(text: str, name: str, also: str = "") -> str:
+    """Help text ending in the option's default, read from ``TrainConfig`` (written once, there)."""
+    return f"{text} \\[default: {default_of(name)}{also}]."
 
 
-def component_args(items) -> dict:
-    """``--arg encoder.width=32`` items grouped per component kind."""
-    from zoo.errors import UsageError
-
-    grouped = {"encoder_args": {}, "generator_args": {}, "discriminator_args": {}, "dataset_args": {}}
-    for item in items or []:
-        kind, dot, rest = item.partition(".")
-        key = f"{kind}_args"
-        if not dot or key not in grouped:
-            raise UsageError(f"--arg takes KIND.KEY=VALUE with KIND one of encoder, generator, "
-                             f"discriminator, dataset; not '{item}'")
-        grouped[key].update(parse_pairs([rest], "--arg"))
-    return {k: v for k, v in grouped.items() if v}
+def command(
+    encoder: Optional[str] = component_option("encoder", "Speech encoder", default_of("encoder")),
+    generator: Optional[str] = component_option("generator", "Face generator", default_of("generator")),
+    discriminator: Optional[str] = component_option("discriminator", "Discriminator", default_of("discriminator")),
+    loss: Optional[str] = component_option("loss", "Adversarial loss", default_of("loss")),
+    terms: Optional[str] = typer.Option(None, help=_help("Generator terms, comma list", "terms"), rich_help_panel=COMPONENTS),
+    preset: Optional[str] = typer.Option(None, help="A registered bundle of components and settings (python main.py list preset).", rich_help_panel=COMPONENTS),
+    z_dim: Optional[int] = typer.Option(None, help=_help("Noise size; 0 = none, as wav2pix", "z_dim"), rich_help_panel=COMPONENTS),
+    embed_dim: Optional[int] = typer.Option(None, help=_help("Speech embedding size", "embed_dim"), rich_help_panel=COMPONENTS),
+    arg: Optional[List[str]] = typer.Option(None, help="Component argument KIND.KEY=VALUE, e.g. encoder.width=32 (repeatable).", rich_help_panel=COMPONENTS),
+    dataset: Optional[str] = component_option("dataset", "Dataset", f"{default_of('dataset')}, needs no data", DATA),
+    data: Optional[str] = typer.Option(None, help="Dataset root folder.", rich_help_panel=DATA),
+    image_size: Optional[int] = typer.Option(None, "--image-size", "--size", help=_help("Face size, 64 or 128", "image_size"), rich_help_panel=DATA),
+    clip_seconds: Optional[float] = typer.Option(None, help=_help("Speech window per face in seconds", "clip_seconds"), rich_help_panel=DATA),
+    num_workers: Optional[int] = typer.Option(None, help=_help("Data loader processes, capped to the cores", "num_workers"), rich_help_panel=DATA),
+    cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help=_help("Decode the data once into a memory-mapped cache", "cache"), rich_help_panel=DATA),
+    epochs: Optional[int] = typer.Option(None, help=_help("Epochs", "epochs", ", or the dataset's suggestion"), rich_help_panel=OPTIM),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after this many iterations.", rich_help_panel=OPTIM),
+    batch_size: Optional[int] = typer.Option(None, help=_help("Pairs per iteration", "batch_size"), rich_help_panel=OPTIM),
+    lr_d: Optional[float] = typer.Option(None, help=_help("Discriminator learning rate", "lr_d"), rich_help_panel=OPTIM),
+    lr_g: Optional[float] = typer.Option(None, help=_help("Generator learning rate", "lr_g"), rich_help_panel=OPTIM),
+    l1_coef: Optional[float] = typer.Option(None, help=_help("Weight of L1 to the paired face", "l1_coef"), rich_help_panel=OPTIM),
+    l2_coef: Optional[float] = typer.Option(None, help=_help("Weight of feature matching", "l2_coef"), rich_help_panel=OPTIM),
+    softmax_coef: Optional[float] = typer.Option(None, help=_help("Weight of the speaker classifier", "softmax_coef"), rich_help_panel=OPTIM),
+    term_coef: Optional[List[str]] = typer.Option(None, help="Weight of any term NAME=VALUE (repeatable).", rich_help_panel=OPTIM),
+    seed: Optional[int] = typer.Option(None, help=_help("Random seed", "seed"), rich_help_panel=OPTIM),
+    save_path: Optional[str] = typer.Option(None, help="Run folder name under runs/ \\[default: numbered].", rich_help_panel=OUTPUT),
+    vis_screen: Optional[str] = typer.Option(None, help="The run's name in TensorBoard \\[default: the run folder's].", rich_help_panel=OUTPUT),
+    runs_dir: Optional[str] = typer.Option(None, help=_help("Where run folders go", "runs_dir"), rich_help_panel=OUTPUT),
+    pre_trained_gen: Optional[str] = typer.Option(None, help="Initialise encoder+generator from a checkpoint.", rich_help_panel=OUTPUT),
+    pre_trained_disc: Optional[str] = typer.Option(None, help="Initialise the discriminator from a checkpoint.", rich_help_panel=OUTPUT),
+    resume: Optional[str] = typer.Option(None, help="Continue a run folder exactly where it stopped.", rich_help_panel=OUTPUT),
+    checkpoint_every: Optional[int] = typer.Option(None, help=_help("Keep a checkpoint every N epochs", "checkpoint_every"), rich_help_panel=OUTPUT),
+    log_every: Optional[int] = typer.Option(None, help=_help("Read losses every N steps", "log_every"), rich_help_panel=OUTPUT),
+    inference: bool = typer.Option(False, "--inference", help="Afterwards, draw a face for every test clip.", rich_help_panel=OUTPUT),
+    quiet: bool = typer.Option(False, "--quiet", help="Log lines instead of a live progress bar.", rich_help_panel=OUTPUT),
+    device: Optional[str] = typer.Option(None, help=_help("auto, cpu, cuda or cuda:N", "device"), rich_help_panel=HARDWARE),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CUDA, or a CPU with native bf16).", rich_help_panel=HARDWARE),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the models.", rich_help_panel=HARDWARE),
+) -> None:
+    """Train a speech-to-face GAN (on the embedded synthetic data unless told otherwise)."""
+    options = {
+        "encoder": encoder, "generator": generator, "discriminator": discriminator, "loss": loss,
+        "terms": split_names(terms, "--terms", allow_empty=True), "preset": preset, "z_dim": z_dim, "embed_dim": embed_dim,
+        "dataset": dataset, "data": data, "image_size": image_size, "clip_seconds": clip_seconds,
+        "num_workers": num_workers, "cache": cache, "epochs": epochs, "max_steps": max_steps,
+        "batch_size": batch_size, "lr_d": lr_d, "lr_g": lr_g, "l1_coef": l1_coef, "l2_coef": l2_coef,
+        "softmax_coef": softmax_coef, "term_coefs": parse_pairs(term_coef, "--term-coef") or None,
+        "seed": seed, "save_path": save_path, "vis_screen": vis_screen, "runs_dir": runs_dir,
+        "pre_trained_gen": pre_trained_gen, "pre_trained_disc": pre_trained_disc, "resume": resume,
+        "checkpoint_every": checkpoint_every, "log_every": log_every, "inference": flag(inference),
+        "quiet": flag(quiet), "device": device, "amp": flag(amp), "compile": flag(compile),
+        **component_args(arg),
+    }
+    raise typer.Exit(run(options))
 
 
 def show_config(config: TrainConfig, sources: dict) -> None:
     """Print the resolved options that did not come from the plain defaults."""
-    if config.preset:
-        preset = ", ".join(f"{k}={v}" for k, v in PRESETS[config.preset].items())
-        console.print(f"[bold]preset {config.preset}[/bold]: {preset}", highlight=False)
     table = Table(title="training options (not at their defaults)", title_justify="left")
     for column in ("option", "value", "from"):
         table.add_column(column)
@@ -90,12 +110,14 @@ def graceful_interrupt():
         signal.signal(signal.SIGINT, previous)
 
 
-def run(user: dict) -> int:
+def run(options: dict) -> int:
     """Resolve, show, train (and draw the test split with ``inference``); return the exit code."""
-    from zoo.cli.progress import TrainingProgress
-    from zoo.train.loop import TrainingCallbacks, train
+    from zoo.cli.progress import ConsoleProgress, TrainingProgress
+    from zoo.train.callbacks import TrainingCallbacks
+    from zoo.train.config import for_resume, resolve
+    from zoo.train.loop import train
 
-    config, sources = for_resume(user["resume"], user) if user.get("resume") else resolve(user)
+    config, sources = for_resume(options["resume"], options) if options.get("resume") else resolve(options)
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks for all
     if main_process:
         show_config(config, sources)
@@ -107,14 +129,15 @@ def run(user: dict) -> int:
         if main_process:
             progress.close()
     if result.run_dir is None:  # a rank other than 0 under torchrun: nothing to report
-        return INTERRUPTED if result.interrupted else 0
+        return INTERRUPTED_EXIT_CODE if result.interrupted else 0
     console.print(f"[bold]{'stopped' if result.interrupted else 'finished'}[/bold] at epoch {result.epoch}, "
                   f"step {result.step}; checkpoint: {result.last_checkpoint}")
     if result.interrupted:
-        return INTERRUPTED
+        return INTERRUPTED_EXIT_CODE
     if config.inference:
         from zoo.generate import generate_split
 
         generate_split(result.last_checkpoint, dataset=config.dataset, root=config.data, split="test",
-                       out=result.run_dir / "inference", device=config.device, dataset_args=config.dataset_args)
+                       out=result.run_dir / "inference", device=config.device, dataset_args=config.dataset_args,
+                       progress=ConsoleProgress(quiet=config.quiet))
     return 0

@@ -23,22 +23,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from zoo.callbacks import SILENT, Progress
 from zoo.errors import DataError, ZooError
+from zoo.files import cache_root, replacing
 from zoo.media.images import to_tensor, to_uint8
 
 if TYPE_CHECKING:  # only for the annotation: zoo.data.loader imports this module's users
     from zoo.data.loader import ItemBatch
 
-ENV_VAR = "WAV2PIX_ZOO_CACHE"
 FORMAT_VERSION = 1
 META_NAME = "meta.json"
 WAVE_SCALE_DTYPE = np.float16  # 11 bits of mantissa: ~66 dB below a clip's peak, enough for speech
-
-
-def cache_root() -> Path:
-    """Where cache entries live: ``$WAV2PIX_ZOO_CACHE`` or ``~/.cache/wav2pix-zoo``."""
-    value = os.environ.get(ENV_VAR)
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "wav2pix-zoo"
 
 
 def entry_name(key: dict) -> str:
@@ -121,7 +116,7 @@ class CachedDataset(Dataset):
         return f"CachedDataset({self.name!r}, split={self.split!r}, items={len(self)}, at={str(self.directory)!r})"
 
 
-def cached(dataset, *, cache_dir: Optional[os.PathLike] = None, progress: bool = True,
+def cached(dataset, *, cache_dir: Optional[os.PathLike] = None, progress: Progress = SILENT,
            workers: Optional[int] = None, rebuild: bool = False):
     """The dataset served from the preprocessing cache, building the entry if needed.
 
@@ -134,7 +129,7 @@ def cached(dataset, *, cache_dir: Optional[os.PathLike] = None, progress: bool =
     if isinstance(dataset, CachedDataset) or not hasattr(dataset, "cache_key"):
         return dataset
     key = dataset.cache_key()
-    directory = Path(cache_dir).expanduser() if cache_dir else cache_root()
+    directory = cache_root(cache_dir)
     entry = directory / entry_name(key)
     if rebuild and entry.exists():
         shutil.rmtree(entry, ignore_errors=True)
@@ -190,16 +185,14 @@ class _RawItems(Dataset):
             return index, exc, None
 
 
-def build_entry(dataset, key: dict, entry: Path, *, progress: bool = True,
+def build_entry(dataset, key: dict, entry: Path, *, progress: Progress = SILENT,
                 workers: Optional[int] = None) -> Path:
     """Decode every item of ``dataset`` into ``entry`` (atomically: temp folder, then rename)."""
     from zoo.hardware import cpu_cores
 
     count, size = len(dataset), int(key.get("image_size") or dataset.image_size)
     num_samples = int(key.get("num_samples") or dataset.num_samples)
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=entry.parent))
-    try:
+    with replacing(entry, folder=True) as staging:
         images = np.lib.format.open_memmap(staging / "images.npy", "w+", np.uint8, (count, size, size, 3))
         waves = np.lib.format.open_memmap(staging / "waves.npy", "w+", WAVE_SCALE_DTYPE, (count, num_samples))
         workers = min(8, cpu_cores()) if workers is None else max(0, int(workers))
@@ -207,10 +200,6 @@ def build_entry(dataset, key: dict, entry: Path, *, progress: bool = True,
         images.flush(), waves.flush()
         del images, waves
         _write_meta(dataset, key, staging, size, num_samples)
-        os.chmod(staging, 0o755)  # mkdtemp makes it private; the entry is plain shared data
-        _publish(staging, entry)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return entry
 
 
@@ -218,24 +207,19 @@ def _as_is(item):
     return item
 
 
-def _fill(dataset, images: np.ndarray, waves: np.ndarray, workers: int, progress: bool) -> None:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
+def _fill(dataset, images: np.ndarray, waves: np.ndarray, workers: int, progress: Progress) -> None:
     loader = DataLoader(_RawItems(dataset), batch_size=None, num_workers=workers,
                         collate_fn=_as_is, prefetch_factor=8 if workers else None)
     label = f"caching {getattr(dataset, 'name', 'dataset')}/{getattr(dataset, 'split', '')} {images.shape[1]}px"
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), disable=not progress, transient=False) as bar:
-        task = bar.add_task(label, total=len(images))
-        for index, image, wave in loader:
+    with progress.task(label, total=len(images)) as task:
+        for done, (index, image, wave) in enumerate(loader, start=1):
             if isinstance(image, ZooError):
                 raise image
             if image.shape != images.shape[1:] or wave.shape != waves.shape[1:]:
                 raise DataError(f"item {index} of {label[8:]} has shape {image.shape}/{wave.shape}, "
                                 f"expected {images.shape[1:]}/{waves.shape[1:]}")
             images[index], waves[index] = image, wave
-            bar.advance(task)
+            task.update(done)
 
 
 def _write_meta(dataset, key: dict, staging: Path, size: int, num_samples: int) -> None:
@@ -251,13 +235,3 @@ def _write_meta(dataset, key: dict, staging: Path, size: int, num_samples: int) 
 
 def _optional_str(value) -> Optional[str]:
     return None if value is None else str(value)
-
-
-def _publish(staging: Path, entry: Path) -> None:
-    """Rename the finished entry into place; if another process got there first, keep theirs."""
-    try:
-        os.replace(staging, entry)
-    except OSError:
-        if not (entry / META_NAME).is_file():
-            shutil.rmtree(entry, ignore_errors=True)  # a broken leftover: replace it
-            os.replace(staging, entry)

@@ -18,18 +18,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 
-from zoo.errors import UsageError, ZooError
-from zoo.evaluate.face_classifier import ClassifierSettings, SharedClassifier
-from zoo.evaluate.context import (CHANCE_SUFFIX, REAL_SUFFIX, EvaluationPipeline, MetricSkipped, build_metric,
-                               draw_all, wants)
+from zoo.callbacks import SILENT, Progress
+from zoo.errors import MetricSkipped, UsageError, ZooError
+from zoo.evaluate.context import CHANCE_SUFFIX, REAL_SUFFIX, MetricContext
+from zoo.evaluate.face_classifier import ClassifierSettings
 
 # wav2pix's measures first, then the field's; anything a third party registers follows, by name.
 PREFERRED_ORDER = ("face_detection", "identity_accuracy", "recall_at_k", "frechet_distance", "kid", "fid")
-RESULT_FILES = ("metrics.json", "report.md", "real_vs_generated.png", "metrics.png")
 
 
 @dataclass
@@ -87,23 +86,8 @@ def _registered(metric: str) -> bool:
     return metric in {c.name for c in registry.components("metric")}
 
 
-def _lazy(value_or_factory):
-    """A zero-argument getter that builds a dataset on first call and remembers it.
-
-    A build that fails raises again on every call, so each metric that needs it records the error.
-    """
-    state: dict = {}
-
-    def get():
-        if "value" not in state:
-            state["value"] = value_or_factory() if callable(value_or_factory) else value_or_factory
-        return state["value"]
-
-    return get
-
-
-def _prepare_metrics(names, metric_args, injected_base: dict, train_getter) -> dict:
-    """Build each metric's callable with its injected and user arguments; returns name -> (callable, details)."""
+def build_metrics(names, metric_args: Optional[dict]) -> dict:
+    """Each metric's callable from its factory and the user's ``--metric-arg`` options."""
     import registry
 
     metric_args = dict(metric_args or {})
@@ -112,61 +96,51 @@ def _prepare_metrics(names, metric_args, injected_base: dict, train_getter) -> d
         if name not in names:
             raise UsageError(f"--metric-arg names '{name}', which is not among the metrics evaluated "
                              f"({', '.join(names)})")
-    prepared = {}
+    built = {}
     for name in names:
-        factory = registry.get("metric", name).factory
-        user = registry.check_arguments("metric", name, metric_args.get(name, {}))
-        details: dict = {}
-        injected = {**injected_base, "details": details}
-        if wants(factory, "train_dataset") and "train_dataset" not in user:
-            injected["train_dataset"] = _train_or_none(train_getter)
+        options = registry.check_arguments("metric", name, metric_args.get(name, {}))
         try:
-            prepared[name] = (build_metric(factory, injected, user), details)
+            built[name] = registry.get("metric", name).factory(**options)
         except ValueError as exc:
             raise UsageError(f"metric '{name}': {exc}") from None
-    return prepared
-
-
-def _train_or_none(train_getter):
-    try:
-        return train_getter()
-    except ZooError:
-        return None  # the metric will say it has no training split; the classifier re-raises
+    return built
 
 
 def evaluate(pipeline, dataset, *, metrics=None, metric_args: Optional[dict] = None, out=None, seed: int = 0,
              device=None, train_dataset=None, cache_dir=None, batch_size: int = 64,
-             classifier_settings: ClassifierSettings = ClassifierSettings(), progress: bool = True,
-             setup: Optional[dict] = None, on_message: Callable[[str], None] = lambda text: None) -> EvaluationResult:
+             classifier_settings: ClassifierSettings = ClassifierSettings(), progress: Progress = SILENT,
+             setup: Optional[dict] = None) -> EvaluationResult:
     """Run ``metrics`` (default: all registered) on one pipeline and one dataset split.
 
     ``train_dataset`` is the training split (or a zero-argument callable building it) that the
     identity classifier learns from. Writes the report files into ``out`` when given.
     """
-    from zoo.evaluate.face_classifier import cache_root
+    from zoo.evaluate.face_classifier import load_or_train
+    from zoo.files import cache_root
 
     device = torch.device(device) if device is not None else getattr(pipeline, "device", torch.device("cpu"))
     names = metric_names(metrics)
-    train_getter = _lazy(train_dataset)
-    cache_dir = cache_root(cache_dir)
-    classifier = SharedClassifier(train_getter, settings=classifier_settings, cache_dir=cache_dir,
-                                  device=device, progress=progress)
-    base = {"classifier": classifier, "cache_dir": cache_dir, "batch_size": batch_size, "seed": seed,
-            "progress": progress}
-    prepared = _prepare_metrics(names, metric_args, base, train_getter)
+    built = build_metrics(names, metric_args)
+
+    def classifier_factory(train, context: MetricContext):
+        return load_or_train(train, settings=classifier_settings, cache_dir=context.cache_dir,
+                             device=context.device, progress=context.progress)
+
+    context = MetricContext(pipeline, dataset, device=device, train_source=train_dataset,
+                            classifier_factory=classifier_factory, cache_dir=cache_root(cache_dir),
+                            batch_size=batch_size, seed=seed, progress=progress)
     result = EvaluationResult(setup={**(setup or {}), "clips": len(dataset), "seed": seed, "device": str(device),
                                      "metrics": names, "identities": len(dataset.identities)})
     started = time.perf_counter()
-    faces = _draw(pipeline, dataset, batch_size, seed, progress)
+    faces = context.generated_faces
     result.seconds["drawing"] = round(time.perf_counter() - started, 2)
-    wrapped = EvaluationPipeline(pipeline, dataset, faces)
     values_by_metric = {}
-    for name, (metric, details) in prepared.items():
-        values = _run_one(name, metric, details, wrapped, dataset, device, result, on_message)
+    for name, metric in built.items():
+        values = _run_one(name, metric, context.for_metric(), result, progress)
         if values is not None:
             values_by_metric[name] = values
-    if classifier.classifier is not None:
-        result.setup["classifier"] = dict(classifier.classifier.info)
+    if context.computed("classifier") is not None:
+        result.setup["classifier"] = dict(context.computed("classifier").info)
     result.table = table_rows(values_by_metric)
     if out is not None:
         from zoo.evaluate.report import write_outputs
@@ -175,38 +149,26 @@ def evaluate(pipeline, dataset, *, metrics=None, metric_args: Optional[dict] = N
     return result
 
 
-def _run_one(name, metric, details, pipeline, dataset, device, result: EvaluationResult, on_message):
-    on_message(f"running {name}")
+def _run_one(name, metric, context: MetricContext, result: EvaluationResult, progress: Progress):
+    progress.message(f"running {name}")
     started = time.perf_counter()
     try:
-        values = metric(pipeline, dataset, device)
+        values = metric(context)
     except MetricSkipped as exc:
         result.skipped[name] = str(exc)
-        on_message(f"skipped {name}: {exc}")
+        progress.message(f"skipped {name}: {exc}")
         return None
     except ZooError as exc:
         result.errors[name] = str(exc)
-        on_message(f"failed {name}: {exc}")
+        progress.message(f"failed {name}: {exc}")
         return None
     finally:
         result.seconds[name] = round(time.perf_counter() - started, 2)
-    if details:
-        result.details[name] = details
+    if context.details:
+        result.details[name] = context.details
     values = {str(k): float(v) for k, v in dict(values).items()}
     result.metrics.update(values)
     return values
-
-
-def _draw(pipeline, dataset, batch_size: int, seed: int, progress: bool) -> torch.Tensor:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("drawing a face for every clip"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), disable=not progress,
-                  transient=True) as bar:
-        task = bar.add_task("clips", total=len(dataset))
-        return draw_all(pipeline, dataset, batch_size=batch_size, seed=seed,
-                        on_progress=lambda done, total: bar.update(task, completed=done))
 
 
 # -- from a checkpoint -----------------------------------------------------------------------------------------
@@ -222,8 +184,8 @@ def evaluate_checkpoint(checkpoint=None, *, dataset: Optional[str] = None, root:
                         split: str = "test", metrics=None, metric_args: Optional[dict] = None, out=None,
                         seed: int = 0, device: str = "auto", runs_dir: str = "runs",
                         dataset_args: Optional[dict] = None, cache: bool = True, batch_size: int = 64,
-                        classifier_settings: ClassifierSettings = ClassifierSettings(), progress: bool = True,
-                        on_message: Callable[[str], None] = lambda text: None) -> EvaluationResult:
+                        classifier_settings: ClassifierSettings = ClassifierSettings(),
+                        progress: Progress = SILENT) -> EvaluationResult:
     """Evaluate a trained checkpoint on a registered dataset's split; see ``evaluate``."""
     import registry
     from zoo.model import checkpoints
@@ -248,5 +210,4 @@ def evaluate_checkpoint(checkpoint=None, *, dataset: Optional[str] = None, root:
     return evaluate(pipeline, data, metrics=metrics, metric_args=metric_args,
                     out=Path(out) if out is not None else default_out(file), seed=seed, device=pipeline.device,
                     train_dataset=lambda: split_of("train"), batch_size=batch_size,
-                    classifier_settings=classifier_settings, progress=progress,
-                    setup=setup, on_message=on_message)
+                    classifier_settings=classifier_settings, progress=progress, setup=setup)

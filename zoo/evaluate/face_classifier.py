@@ -30,7 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.callbacks import SILENT, Progress
 from zoo.errors import DataError, UsageError
+from zoo.files import cache_root, replacing
 
 FORMAT = "wav2pix-zoo/face-classifier/1"
 METADATA_KEY = "wav2pix_zoo_face_classifier"
@@ -51,14 +53,6 @@ class ClassifierSettings:
     augment: bool = True  # flips, shifts, zooms and colour jitter
     max_items: Optional[int] = None  # train on at most this many faces (None: all)
     seed: int = 0
-
-
-def cache_root(cache_dir=None) -> Path:
-    """The cache folder: ``cache_dir``, else ``$WAV2PIX_ZOO_CACHE``, else ``~/.cache/wav2pix-zoo``."""
-    if cache_dir:
-        return Path(cache_dir).expanduser()
-    value = os.environ.get("WAV2PIX_ZOO_CACHE")
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "wav2pix-zoo"
 
 
 def dataset_key(dataset) -> dict:
@@ -228,13 +222,11 @@ def save_classifier(classifier: FaceClassifier, path: Path, settings: Classifier
     """Write weights and description as safetensors, atomically."""
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in classifier.model.state_dict().items()}
     meta = {"format": FORMAT, "settings": asdict(settings), "identities": classifier.identities,
             "image_size": classifier.image_size, "info": classifier.info}
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_file(tensors, str(temporary), metadata={METADATA_KEY: json.dumps(meta)})
-    os.replace(temporary, path)
+    with replacing(path) as temporary:
+        save_file(tensors, str(temporary), metadata={METADATA_KEY: json.dumps(meta)})
     return path
 
 
@@ -254,7 +246,7 @@ def load_classifier(path: Path, device: torch.device | str = "cpu") -> FaceClass
 
 
 def load_or_train(train_dataset, *, settings: ClassifierSettings = ClassifierSettings(), cache_dir=None,
-                  device: torch.device | str = "cpu", progress: bool = True) -> FaceClassifier:
+                  device: torch.device | str = "cpu", progress: Progress = SILENT) -> FaceClassifier:
     """The cached classifier of ``train_dataset``, training (and caching) it first if needed."""
     device = torch.device(device)
     path = cache_path(train_dataset, settings, cache_dir)
@@ -269,7 +261,10 @@ def load_or_train(train_dataset, *, settings: ClassifierSettings = ClassifierSet
     started = time.perf_counter()
     faces, labels = load_training_faces(train_dataset, settings.max_items, settings.seed)
     label = f"training the face classifier ({settings.arch}, {len(faces)} real faces, {faces.shape[1]} px)"
-    with _bar(label, progress) as on_step:
+    with progress.task(label) as task:
+        def on_step(step: int, total: int, loss: float) -> None:
+            task.update(step, total, loss=loss)
+
         model = train_classifier(faces, labels, len(train_dataset.identities), settings, device, on_step)
     info = {"arch": settings.arch, "train_items": len(faces), "epochs": settings.epochs,
             "train_seconds": round(time.perf_counter() - started, 1),
@@ -287,53 +282,3 @@ def _accuracy(classifier: FaceClassifier, faces: torch.Tensor, labels: torch.Ten
 
     predicted = classifier.predict(to_tensor(faces.numpy()))
     return float((predicted == labels).float().mean())
-
-
-class _bar:
-    """A rich progress bar on stderr for the classifier's training steps (or nothing)."""
-
-    def __init__(self, label: str, enabled: bool):
-        self.label, self.enabled, self.progress, self.task = label, enabled, None, None
-
-    def __enter__(self) -> Callable[[int, int, float], None]:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn(),
-                                 console=Console(stderr=True), disable=not self.enabled, transient=False)
-        self.progress.start()
-        self.task = self.progress.add_task("steps", total=None, loss=float("nan"))
-        return self._update
-
-    def _update(self, step: int, total: int, loss: float) -> None:
-        self.progress.update(self.task, completed=step, total=total, loss=loss)
-
-    def __exit__(self, *exc) -> None:
-        self.progress.stop()
-
-
-class SharedClassifier:
-    """Trains or loads the classifier on first call and hands the same one to every metric.
-
-    The evaluate core passes one of these to metric factories that name ``classifier``, so
-    ``identity_accuracy``, ``frechet_distance``, ``kid`` and ``recall_at_k`` share one classifier
-    and a run that asks for none of them never builds it.
-    """
-
-    def __init__(self, train_dataset: Callable[[], object], *, settings: ClassifierSettings = ClassifierSettings(),
-                 cache_dir=None, device: torch.device | str = "cpu", progress: bool = True):
-        self._train_dataset = train_dataset
-        self.settings, self.cache_dir, self.device, self.progress = settings, cache_dir, device, progress
-        self.classifier: Optional[FaceClassifier] = None
-
-    def __call__(self) -> FaceClassifier:
-        if self.classifier is None:
-            train_dataset = self._train_dataset()
-            if train_dataset is None:
-                raise DataError("the face classifier needs the dataset's real training faces, and no "
-                                "training split was given")
-            self.classifier = load_or_train(train_dataset, settings=self.settings,
-                                            cache_dir=self.cache_dir, device=self.device,
-                                            progress=self.progress)
-        return self.classifier

@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from zoo.files import write_json, write_text
 from zoo.media.images import save_grid
 
 FACES_PER_IDENTITY = 4
@@ -34,8 +35,8 @@ def write_outputs(result, out: Path, dataset, faces: torch.Tensor) -> dict:
     if result.table:
         files["metrics.png"] = str(bar_chart(result.table, out / "metrics.png"))
     result.files = files
-    write_json(result.to_json(), out / "metrics.json")
-    (out / "report.md").write_text(markdown(result))
+    write_json(out / "metrics.json", jsonable(result.to_json()), strict=True)
+    write_text(out / "report.md", markdown(result))
     return files
 
 
@@ -48,14 +49,6 @@ def jsonable(value):
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     return value
-
-
-def write_json(data: dict, path: Path) -> Path:
-    """Strict JSON, written through a temporary file and a rename."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(jsonable(data), indent=2, allow_nan=False, default=str))
-    temporary.replace(path)
-    return path
 
 
 # -- pictures ----------------------------------------------------------------------------------------------

@@ -30,7 +30,8 @@ from typing import Union
 import numpy as np
 import torch
 
-from zoo.errors import AudioError
+from zoo.errors import (AudioError, AudioNotFoundError, AudioTooShortError, CorruptAudioError, EmptyAudioError,
+                        InvalidSamplesError, NotAudioError, SilentAudioError)
 
 PathLike = Union[str, os.PathLike]
 
@@ -40,34 +41,6 @@ SILENCE_PEAK = 1e-4
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3")
 # Containers libsndfile cannot read; PyAV (FFmpeg) decodes them when it is installed.
 FALLBACK_EXTENSIONS = (".m4a", ".aac", ".mp4", ".webm", ".wma", ".mka", ".mkv")
-
-
-class AudioNotFoundError(AudioError):
-    """The path does not exist or is not a regular file."""
-
-
-class EmptyAudioError(AudioError):
-    """The file is empty, or its header announces no samples."""
-
-
-class NotAudioError(AudioError):
-    """The file is not in any audio format we can decode (text, an image, random bytes)."""
-
-
-class CorruptAudioError(AudioError):
-    """The file starts as audio but is truncated or damaged."""
-
-
-class InvalidSamplesError(AudioError):
-    """The decoded samples contain NaN or infinite values."""
-
-
-class SilentAudioError(AudioError):
-    """Every sample is (nearly) zero."""
-
-
-class AudioTooShortError(AudioError):
-    """The clip is shorter than ``MIN_SECONDS``."""
 
 
 class ShortClipWarning(UserWarning):
@@ -290,9 +263,3 @@ def sliding_windows(wave: torch.Tensor, num_samples: int, hop: int | None = None
             windows = torch.cat([windows, wave[-num_samples:].unsqueeze(0)])
     return peak_normalise(windows) if normalise else windows.clone()
 
-
-def load_clip(path: PathLike, sample_rate: int = 16000, num_samples: int = 16000, *,
-              allow_silent: bool = False) -> torch.Tensor:
-    """One encoder-ready clip ``[num_samples]``: load, centre crop or pad, peak-normalise."""
-    wave = load_audio(path, sample_rate, normalise=False, allow_silent=allow_silent)
-    return peak_normalise(fit_length(wave, num_samples))

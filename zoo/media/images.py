@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from zoo.errors import DataError
+from zoo.files import replacing
 
 PathLike = Union[str, os.PathLike]
 ImageLike = Union[torch.Tensor, np.ndarray, Sequence]
@@ -216,13 +217,6 @@ def write_png(array: np.ndarray, path: PathLike) -> Path:
     from PIL import Image
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            Image.fromarray(np.ascontiguousarray(array)).save(stream, format="PNG")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with replacing(path, sync=False) as temporary:  # pictures: atomic, but not worth an fsync each
+        Image.fromarray(np.ascontiguousarray(array)).save(temporary, format="PNG")
     return path

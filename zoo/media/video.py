@@ -22,19 +22,11 @@ from typing import Iterator
 
 import numpy as np
 
-from zoo.errors import AudioError, DataError
+from zoo.errors import NoAudioTrackError, VideoError, last_line
 
 TARGET_RATE = 16000
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov")
 SKIP_NONREF_FRAMES = 5  # sampling sparser than this many frames lets the decoder skip some
-
-
-class VideoError(DataError):
-    """A video file cannot be opened or decoded (missing, corrupt, not a video)."""
-
-
-class NoAudioTrackError(AudioError):
-    """A video has no audio stream, or its audio stream holds no samples."""
 
 
 @dataclass(frozen=True)
@@ -118,13 +110,13 @@ def _open(path: Path):
     try:
         return av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise VideoError(f"{path}: not a readable video ({_last_line(exc)})") from None
+        raise VideoError(f"{path}: not a readable video ({_ffmpeg_reason(exc)})") from None
 
 
-def _last_line(exc: BaseException) -> str:
+def _ffmpeg_reason(exc: BaseException) -> str:
     """FFmpeg's own words for an error, without its errno and file name."""
-    text = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
-    return text.splitlines()[-1]
+    strerror = getattr(exc, "strerror", None)
+    return strerror.splitlines()[-1] if strerror else last_line(exc)
 
 
 def read_soundtrack(path: Path, rate: int = TARGET_RATE) -> Soundtrack:
@@ -146,7 +138,7 @@ def read_soundtrack(path: Path, rate: int = TARGET_RATE) -> Soundtrack:
                 for converted in to_float.resample(frame):
                     pieces.append(resampler.feed(converted.to_ndarray().mean(axis=0)))
         except (av.FFmpegError, ValueError) as exc:
-            raise VideoError(f"{path}: audio stream is corrupt ({_last_line(exc)})") from None
+            raise VideoError(f"{path}: audio stream is corrupt ({_ffmpeg_reason(exc)})") from None
     if resampler is None:
         raise NoAudioTrackError(f"{path}: audio track holds no samples")
     pieces.append(resampler.flush())
@@ -216,7 +208,7 @@ def sample_frames(path: Path, every: float) -> Iterator[tuple[float, object]]:
                         target += every
         except av.FFmpegError as exc:
             if origin is None:
-                raise VideoError(f"{path}: video stream is corrupt ({_last_line(exc)})") from None
+                raise VideoError(f"{path}: video stream is corrupt ({_ffmpeg_reason(exc)})") from None
 
 
 def frame_grey(frame, width: int, height: int) -> np.ndarray:

@@ -26,7 +26,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from zoo.errors import CheckpointError
+from zoo.errors import CheckpointError, last_line
+from zoo.files import TEMPORARY_PREFIX, remove_path, remove_temporaries, replacing, storage_error
 from zoo.model.speech_to_face import check_description
 
 MODEL_FILE = "model.safetensors"
@@ -58,34 +59,19 @@ def _save_safetensors(module: nn.Module, path: Path, description: dict) -> None:
     save_file(_tensors(module), str(path), metadata={METADATA_KEY: json.dumps(description)})
 
 
-def _fsync_tree(folder: Path) -> None:
-    for path in [*folder.iterdir(), folder]:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def save_checkpoint(folder: Path, name: str, *, model: nn.Module, discriminator: nn.Module,
                     description: dict, state: dict, keep: bool = False) -> Path:
     """Write checkpoint ``name`` under ``folder`` atomically and point ``last`` at it.
 
     ``keep`` marks a checkpoint that later saves must not delete (the every-N-epochs ones).
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(folder)
-    temporary = folder / f".tmp-{name}-{os.getpid()}"
-    temporary.mkdir()
-    _save_safetensors(model, temporary / MODEL_FILE, description)
-    _save_safetensors(discriminator, temporary / DISCRIMINATOR_FILE, description)
-    (temporary / DESCRIPTION_FILE).write_text(json.dumps(description, indent=2))
-    torch.save({**state, "keep": keep}, temporary / STATE_FILE)
-    _fsync_tree(temporary)
+    remove_temporaries(folder)
     target = folder / name
-    if target.exists():
-        shutil.rmtree(target)  # an older save of the same step: replaced by the new one
-    os.rename(temporary, target)
+    with replacing(target, folder=True) as temporary:  # an older save of the same name is replaced
+        _save_safetensors(model, temporary / MODEL_FILE, description)
+        _save_safetensors(discriminator, temporary / DISCRIMINATOR_FILE, description)
+        (temporary / DESCRIPTION_FILE).write_text(json.dumps(description, indent=2))
+        torch.save({**state, "keep": keep}, temporary / STATE_FILE)
     previous = _point_last_at(folder, name)
     if previous is not None and previous != name and not _is_kept(folder / previous):
         shutil.rmtree(folder / previous, ignore_errors=True)
@@ -95,11 +81,14 @@ def save_checkpoint(folder: Path, name: str, *, model: nn.Module, discriminator:
 def _point_last_at(folder: Path, name: str) -> Optional[str]:
     link = folder / LAST
     previous = os.readlink(link) if link.is_symlink() else None
-    temporary = folder / f".last-{os.getpid()}"
-    if temporary.is_symlink() or temporary.exists():
-        temporary.unlink()
-    os.symlink(name, temporary)
-    os.replace(temporary, link)  # atomic: readers see the old or the new target, never neither
+    temporary = folder / f"{TEMPORARY_PREFIX}{LAST}-{os.getpid()}"
+    try:
+        remove_path(temporary)
+        os.symlink(name, temporary)
+        os.replace(temporary, link)  # atomic: readers see the old or the new target, never neither
+    except OSError as exc:
+        remove_path(temporary)
+        raise storage_error(link, exc) from None
     return previous
 
 
@@ -108,14 +97,6 @@ def _is_kept(checkpoint: Path) -> bool:
         return bool(torch.load(checkpoint / STATE_FILE, weights_only=True).get("keep", False))
     except Exception:
         return False
-
-
-def _remove_leftovers(folder: Path) -> None:
-    """Delete temporary folders a killed run left behind (never a finished checkpoint)."""
-    for path in folder.glob(".tmp-*"):
-        shutil.rmtree(path, ignore_errors=True)
-    for path in folder.glob(".last-*"):
-        path.unlink(missing_ok=True)
 
 
 # -- finding and reading ----------------------------------------------------------------------
@@ -153,7 +134,7 @@ def read_description(file: Path) -> dict:
             metadata = handle.metadata() or {}
     except Exception as exc:
         raise CheckpointError(
-            f"{file}: not a readable safetensors checkpoint ({_reason(exc)}); "
+            f"{file}: not a readable safetensors checkpoint ({last_line(exc)}); "
             "pickle files (.pt, .pth, .ckpt) are refused because loading never unpickles"
         ) from None
     if METADATA_KEY not in metadata:
@@ -165,11 +146,6 @@ def read_description(file: Path) -> dict:
     return check_description(description, str(file))
 
 
-def _reason(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[-1] if lines else type(exc).__name__
-
-
 def load_weights(module: nn.Module, file: Path) -> None:
     """Load safetensors weights into ``module``, with one clear line on any mismatch."""
     from safetensors.torch import load_file
@@ -177,7 +153,7 @@ def load_weights(module: nn.Module, file: Path) -> None:
     try:
         tensors = load_file(str(file))
     except Exception as exc:
-        raise CheckpointError(f"{file}: cannot read its weights ({_reason(exc)}); the file may be truncated") from None
+        raise CheckpointError(f"{file}: cannot read its weights ({last_line(exc)}); the file may be truncated") from None
     target = unwrap(module)
     expected = target.state_dict()
     missing = sorted(set(expected) - set(tensors))
@@ -201,4 +177,4 @@ def load_training_state(checkpoint: Path) -> dict:
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{file}: unreadable training state ({_reason(exc)})") from None
+        raise CheckpointError(f"{file}: unreadable training state ({last_line(exc)})") from None

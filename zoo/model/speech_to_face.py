@@ -24,7 +24,6 @@ from zoo.errors import CheckpointError, PluginError, UnknownComponentError
 from zoo.model.speaker_classifier import SpeakerClassifier
 
 FORMAT = "wav2pix-zoo/1"
-MODEL_KINDS = ("encoder", "generator", "discriminator")
 
 
 class SpeechToFace(nn.Module):
@@ -111,7 +110,3 @@ def build_discriminator(description: dict) -> nn.Module:
     """Build the discriminator of a description, freshly initialised."""
     return _create(description, "discriminator")
 
-
-def count_parameters(module: nn.Module) -> int:
-    """Trainable parameters of a module."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)

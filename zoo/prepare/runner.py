@@ -30,6 +30,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from zoo.callbacks import SILENT, Progress
 from zoo.errors import DataError, UsageError, ZooError
 from zoo.media.faces import CASCADE_WINDOW, DEFAULT_MIN_CONFIDENCE
 from zoo.prepare.state import PrepareState, rows_file_name
@@ -75,22 +76,6 @@ class PrepareOptions:
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
-
-
-class PrepareProgress:
-    """Callbacks ``prepare`` makes as it works; these do nothing (the CLI shows a rich bar)."""
-
-    def start(self, total_videos: int) -> None:
-        """Called once with the number of videos found."""
-
-    def video_started(self, key: str, duration: float) -> None:
-        """A video is about to be processed; ``duration`` in seconds (0 when unknown)."""
-
-    def video_advanced(self, seconds: float) -> None:
-        """The current video has been read up to ``seconds`` from its start."""
-
-    def video_finished(self, key: str, outcome: str) -> None:
-        """A video ended: ``done``, ``already done`` or ``skipped: <reason>``."""
 
 
 @dataclass
@@ -200,7 +185,7 @@ def prepare(videos: Path | str, out: Path | str, *, frame_every: float = 1.0,
             context_seconds: float = 4.0, windows: int = 5, window_seconds: float = 1.0,
             margin: float = 0.2, min_face: int = 64, test_fraction: float = 0.1, seed: int = 0,
             min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-            progress: PrepareProgress | None = None) -> PrepareSummary:
+            progress: Progress = SILENT) -> PrepareSummary:
     """Turn the talking-head videos in ``videos`` into face/speech pairs under ``out``.
 
     Raises ``DataError`` or ``UsageError`` for unusable inputs (missing folder, no videos, a
@@ -210,20 +195,21 @@ def prepare(videos: Path | str, out: Path | str, *, frame_every: float = 1.0,
     options = PrepareOptions(frame_every, context_seconds, windows, window_seconds, margin,
                              min_face, test_fraction, seed, min_confidence)
     options.validate()
-    progress = progress or PrepareProgress()
     jobs = find_videos(Path(videos))
     out = Path(out)
     state = PrepareState.open(out, asdict(options))
     state.remove_unfinished()
     summary = PrepareSummary(out=out, videos_found=len(jobs))
     started = time.perf_counter()
-    progress.start(len(jobs))
-    usable = _usable_videos(jobs, state, summary, progress)
+    usable = _usable_videos(jobs, state, summary)
     splits = assign_splits(usable, test_fraction, seed)
     preparer = VideoPreparer(out, options, summary)
     try:
-        for job in usable:
-            _prepare_one(job, splits[job.key], state, preparer, summary, progress)
+        with progress.task("videos", len(jobs)) as videos:
+            videos.update(len(jobs) - len(usable))
+            for done, job in enumerate(usable, start=len(jobs) - len(usable) + 1):
+                _prepare_one(job, splits[job.key], state, preparer, summary, progress)
+                videos.update(done)
     finally:
         state.save()
         _count_totals(state, summary)
@@ -231,8 +217,7 @@ def prepare(videos: Path | str, out: Path | str, *, frame_every: float = 1.0,
     return summary
 
 
-def _usable_videos(jobs: list[VideoJob], state: PrepareState, summary: PrepareSummary,
-                   progress: PrepareProgress) -> list[VideoJob]:
+def _usable_videos(jobs: list[VideoJob], state: PrepareState, summary: PrepareSummary) -> list[VideoJob]:
     """The jobs whose headers show a video and an audio stream (or done before); report the rest.
 
     Checking first keeps an unreadable file from taking a place in the split by video.
@@ -244,34 +229,29 @@ def _usable_videos(jobs: list[VideoJob], state: PrepareState, summary: PrepareSu
                 probe_video(job.path)
             usable.append(job)
         except ZooError as exc:
-            _report_failure(job, exc, summary, progress)
+            _report_failure(job, exc, summary)
     return usable
 
 
-def _report_failure(job: VideoJob, exc: ZooError, summary: PrepareSummary,
-                    progress: PrepareProgress) -> None:
-    reason = _short_reason(exc, job.path)
-    summary.failures.append((job.key, reason))
-    progress.video_finished(job.key, f"skipped: {reason}")
+def _report_failure(job: VideoJob, exc: ZooError, summary: PrepareSummary) -> None:
+    summary.failures.append((job.key, _short_reason(exc, job.path)))
 
 
 def _prepare_one(job: VideoJob, split: str, state: PrepareState, preparer: VideoPreparer,
-                 summary: PrepareSummary, progress: PrepareProgress) -> None:
+                 summary: PrepareSummary, progress: Progress) -> None:
     if state.is_done(job.key):
         summary.videos_already_done += 1
-        progress.video_finished(job.key, "already done")
         return
     first_k = state.first_free_k(job.identity)
     try:
         rows, record = preparer.run(job, split, first_k, progress)
     except ZooError as exc:
         state.remove_unfinished()
-        _report_failure(job, exc, summary, progress)
+        _report_failure(job, exc, summary)
         return
     record.rows_file = rows_file_name(job.key)
     state.record(job.key, record, rows)
     summary.videos_prepared += 1
-    progress.video_finished(job.key, "done")
 
 
 def _short_reason(exc: ZooError, path: Path) -> str:

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from zoo.errors import DataError, UsageError
+from zoo.files import write_text
 
 STATE_FILE = ".prepare_state.json"
 ROWS_DIR = ".prepare_rows"
@@ -33,19 +34,6 @@ SPLITS = ("train", "test")
 MANIFEST_COLUMNS = ("split", "identity", "k", "image", "audio", "source_video", "time_seconds",
                     "window_start", "confidence", "crop_x", "crop_y", "crop_size")
 PAIR_FILE = re.compile(r"^(?:cropped_face_frame|preprocessed_frame)_(\d+)\.(?:png|wav)$")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def rows_to_csv(rows: list[dict]) -> str:
@@ -116,7 +104,7 @@ class PrepareState:
 
     def record(self, key: str, record: VideoRecord, rows: list[dict]) -> None:
         """Mark ``key`` done: its rows first, then the state, each written atomically."""
-        write_atomically(self.out / ROWS_DIR / record.rows_file, rows_to_csv(rows))
+        write_text(self.out / ROWS_DIR / record.rows_file, rows_to_csv(rows))
         self.videos[key] = record
         self.next_k[record.identity] = record.first_k + record.pairs
         self.save()
@@ -125,7 +113,7 @@ class PrepareState:
         """Write the state file atomically."""
         data = {"format": FORMAT_VERSION, "options": self.options, "next_k": self.next_k,
                 "videos": {key: asdict(rec) for key, rec in sorted(self.videos.items())}}
-        write_atomically(self.out / STATE_FILE, json.dumps(data, indent=1) + "\n")
+        write_text(self.out / STATE_FILE, json.dumps(data, indent=1) + "\n")
 
     def remove_unfinished(self) -> int:
         """Delete pair files a run left unfinished (numbered at or past ``next_k``); return how many."""
@@ -150,7 +138,7 @@ class PrepareState:
         for record in ordered:
             with open(self.out / ROWS_DIR / record.rows_file, encoding="utf-8", newline="") as stream:
                 rows.extend(csv.DictReader(stream))
-        write_atomically(self.out / MANIFEST_FILE, rows_to_csv(rows))
+        write_text(self.out / MANIFEST_FILE, rows_to_csv(rows))
         return len(rows)
 
 

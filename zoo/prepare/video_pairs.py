@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.callbacks import Progress, Task
 from zoo.media.faces import FaceDetector, crop, encode_png, square_crop_box
 from zoo.prepare.state import VideoRecord
 from zoo.media.video import (TARGET_RATE, Soundtrack, VideoError, frame_grey, frame_rgb, probe_video,
@@ -107,16 +108,20 @@ class VideoPreparer:
         self.detector = FaceDetector(options.min_face, options.min_confidence)
         self.window = int(round(options.window_seconds * TARGET_RATE))
 
-    def run(self, job, split: str, first_k: int, progress) -> tuple[list[dict], VideoRecord]:
+    def run(self, job, split: str, first_k: int, progress: Progress) -> tuple[list[dict], VideoRecord]:
         """Prepare ``job``; return its manifest rows and its record (``rows_file`` left empty).
 
         Raises ``VideoError`` or ``NoAudioTrackError`` for a video that cannot be used.
         """
+        duration = probe_video(job.path).duration
+        with progress.task(f"  {job.key}", round(duration) or None) as task:
+            return self._pairs(job, split, first_k, duration, task)
+
+    def _pairs(self, job, split: str, first_k: int, duration: float, task: Task) -> tuple[list[dict], VideoRecord]:
+        """``run``'s work, reporting the seconds read to ``task``."""
         import av
 
         timings = self.summary.timings
-        duration = probe_video(job.path).duration
-        progress.video_started(job.key, duration)
         with _timed(timings, "audio"):
             soundtrack = read_soundtrack(job.path)
         folder = self.out / split / job.identity
@@ -128,7 +133,7 @@ class VideoPreparer:
                                                    timings, "decode"):
                 origin = moment if origin is None else origin
                 frames_seen += 1
-                progress.video_advanced(moment - origin)
+                task.update(int(moment - origin))
                 reason = self._pair_frame(job, split, folder, first_k + len(rows), moment, frame,
                                           soundtrack, rng, rows)
                 if reason:

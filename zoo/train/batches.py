@@ -5,13 +5,15 @@ the device, in an order that a resumed run reproduces exactly, plus the held-out
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 
 import registry
+from zoo.callbacks import SILENT, Progress
 from zoo.data.cache import cached
-from zoo.data.loader import EpochSampler, SingleIdentityWarning, WithMismatch, make_loader
+from zoo.data.loader import EpochSampler, make_loader
+from zoo.data.mismatch import SingleIdentityWarning, WithMismatch
 from zoo.errors import DataError, UsageError
 from zoo.hardware import Processes, cpu_cores
 from zoo.train.samples import SampleSet, pick_samples
@@ -22,9 +24,9 @@ from zoo.train.parts import MEMORY_FORMAT
 class TrainingData:
     """The train split as batches of ``Batch`` on the device, and a fixed ``SampleSet``."""
 
-    def __init__(self, config, procs: Processes, device: torch.device, say: Callable[[str], None],
+    def __init__(self, config, procs: Processes, device: torch.device, progress: Progress = SILENT,
                  workers_chosen: bool = False):
-        self.config, self.procs, self.device = config, procs, device
+        self.config, self.procs, self.device, self.progress = config, procs, device, progress
         source = self._dataset("train")
         if config.cache:
             source = self._cached(source)
@@ -32,7 +34,7 @@ class TrainingData:
             warnings.simplefilter("always", SingleIdentityWarning)
             self.train = WithMismatch(source, seed=config.seed)
         for warning in caught:
-            say(f"warning: {warning.message}")
+            progress.message(f"warning: {warning.message}")
         self.identities = list(source.identities)
         per_rank = len(range(procs.rank, len(self.train), procs.world_size))
         self.steps_per_epoch = per_rank // config.batch_size
@@ -40,7 +42,7 @@ class TrainingData:
             raise UsageError(f"--batch-size {config.batch_size} is larger than the {per_rank} training "
                              f"pairs this process gets; use a smaller batch")
         self.sampler = EpochSampler(len(self.train), config.seed, True, procs.rank, procs.world_size)
-        self.loader = make_loader(self.train, config.batch_size, self._workers(workers_chosen, say),
+        self.loader = make_loader(self.train, config.batch_size, self._workers(workers_chosen),
                                   seed=config.seed, device=device, drop_last=True, sampler=self.sampler)
         self.samples = self._samples()
 
@@ -52,17 +54,17 @@ class TrainingData:
     def _cached(self, source):
         """Rank 0 builds the cache entry; the other ranks wait for it, then read it."""
         if not self.procs.distributed:
-            return cached(source, progress=not self.config.quiet)
+            return cached(source, progress=self.progress)
         if self.procs.is_main:
-            source = cached(source, progress=not self.config.quiet)
+            source = cached(source, progress=self.progress)
         torch.distributed.barrier()
-        return source if self.procs.is_main else cached(source, progress=False)
+        return source if self.procs.is_main else cached(source)
 
-    def _workers(self, chosen: bool, say) -> int:
+    def _workers(self, chosen: bool) -> int:
         workers = min(self.config.num_workers, cpu_cores())
         if self.config.cache and self.device.type == "cpu" and not chosen and workers:
             # A cached batch is one gather from memory maps: worker processes only add copies.
-            say("data: cached batches are read in-process (--num-workers N to override)")
+            self.progress.message("data: cached batches are read in-process (--num-workers N to override)")
             return 0
         return workers
 

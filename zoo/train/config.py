@@ -92,6 +92,14 @@ class TrainConfig:
         return data
 
 
+def default_of(name: str):
+    """The default of one option, as ``TrainConfig`` declares it (help texts read it here)."""
+    value = TrainConfig.__dataclass_fields__[name].default
+    if value is dataclasses.MISSING:
+        value = TrainConfig.__dataclass_fields__[name].default_factory()
+    return ",".join(value) if isinstance(value, tuple) else value
+
+
 PRESETS = {
     "wav2pix": {
         "encoder": "segan", "generator": "dcgan", "discriminator": "dcgan", "loss": "lsgan",

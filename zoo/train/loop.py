@@ -19,31 +19,14 @@ from zoo.model import checkpoints
 from zoo.train.config import TrainConfig
 from zoo.errors import UsageError
 from zoo.hardware import peak_memory_bytes, start_processes, stop_processes
+from zoo.train.callbacks import TrainingCallbacks
 from zoo.train.meters import LossMeter, check_finite
 from zoo.model.speech_to_face import SpeechToFace
 from zoo.train.randomness import capture_random_states, restore_random_states, seed_everything
-from zoo.train.runs import CONFIG_FILE, StatsLog, create_run_dir, write_json_atomic
+from zoo.files import write_json
+from zoo.train.runs import CONFIG_FILE, StatsLog, create_run_dir
 from zoo.train.batches import TrainingData
 from zoo.train.parts import build_training_parts, describe_run
-
-
-class TrainingCallbacks:
-    """What the loop reports; override any method. The default does nothing."""
-
-    def on_start(self, info: dict) -> None:
-        """Training is about to begin: run folder, steps per epoch, total steps, start step."""
-
-    def on_step(self, step: int, epoch: int, pairs: int) -> None:
-        """One iteration finished (called every step: keep it cheap)."""
-
-    def on_log(self, step: int, epoch: int, scalars: dict) -> None:
-        """Mean losses since the last log interval, read from the device."""
-
-    def on_epoch(self, record: dict) -> None:
-        """An epoch ended; ``record`` is the line written to stats.jsonl."""
-
-    def on_message(self, text: str) -> None:
-        """Something worth telling the user (a checkpoint, a warning)."""
 
 
 @dataclass
@@ -80,7 +63,7 @@ class Trainer:
         config = self.config
         self.procs, self.device = start_processes(config.device)
         seed_everything(config.seed + self.procs.rank)
-        self.data = TrainingData(config, self.procs, self.device, self.callbacks.on_message,
+        self.data = TrainingData(config, self.procs, self.device, self.callbacks,
                                  workers_chosen=self.sources.get("num_workers") == "option")
         self.description = describe_run(config, self.data.identities)
         self.parts = build_training_parts(config, self.description, self.device)
@@ -109,8 +92,8 @@ class Trainer:
         if self.config.resume:
             return Path(self.config.resume)
         run_dir = create_run_dir(self.config)
-        write_json_atomic(run_dir / CONFIG_FILE, self._config_record(run_dir))
-        write_json_atomic(run_dir / checkpoints.DESCRIPTION_FILE, self.description)
+        write_json(run_dir / CONFIG_FILE, self._config_record(run_dir))
+        write_json(run_dir / checkpoints.DESCRIPTION_FILE, self.description)
         return run_dir
 
     def _config_record(self, run_dir: Path) -> dict:
@@ -129,11 +112,11 @@ class Trainer:
         c = self.config
         if c.pre_trained_gen:
             checkpoints.load_weights(self.model, checkpoints.resolve(c.pre_trained_gen))
-            self.callbacks.on_message(f"generator initialised from {c.pre_trained_gen}")
+            self.callbacks.message(f"generator initialised from {c.pre_trained_gen}")
         if c.pre_trained_disc:
             file = checkpoints.resolve(c.pre_trained_disc).with_name(checkpoints.DISCRIMINATOR_FILE)
             checkpoints.load_weights(self.discriminator, file)
-            self.callbacks.on_message(f"discriminator initialised from {c.pre_trained_disc}")
+            self.callbacks.message(f"discriminator initialised from {c.pre_trained_disc}")
 
     def _restore(self, run_dir: Path) -> None:
         folder = run_dir / "checkpoints" / checkpoints.LAST
@@ -147,7 +130,7 @@ class Trainer:
         self.step, self.epoch, self.skip_batches = state["step"], state["epoch"], state["batch_in_epoch"]
         self.batch_in_epoch = self.skip_batches
         restore_random_states(state["random"])
-        self.callbacks.on_message(f"resumed {run_dir} at epoch {self.epoch}, step {self.step}")
+        self.callbacks.message(f"resumed {run_dir} at epoch {self.epoch}, step {self.step}")
 
     def _wrap_models(self) -> None:
         model, discriminator = self.model, self.discriminator
@@ -254,7 +237,7 @@ class Trainer:
         self.last_checkpoint = checkpoints.save_checkpoint(
             self.run_dir / "checkpoints", name, model=self.model, discriminator=self.discriminator,
             description=self.description, state=state, keep=keep)
-        self.callbacks.on_message(f"checkpoint {self.last_checkpoint}")
+        self.callbacks.message(f"checkpoint {self.last_checkpoint}")
 
     def _finish(self) -> dict:
         summary = {"step": self.step, "epoch": self.epoch, "peak_memory": peak_memory_bytes(self.device)}
@@ -263,7 +246,7 @@ class Trainer:
         if self.writer is not None:
             self.writer.close()
         if self.procs.is_main:
-            write_json_atomic(self.run_dir / "summary.json", summary)
+            write_json(self.run_dir / "summary.json", summary)
         return summary
 
     def close(self) -> None:

@@ -53,8 +53,7 @@ def describe_run(config: TrainConfig, identities) -> dict:
 
 
 def build_training_parts(config: TrainConfig, description: dict, device: torch.device) -> TrainingParts:
-    """Fresh models, losses and optimisers for ``description``, in channels_last memory (faster
-    convolutions on CUDA, and about 6% on this CPU in paired runs)."""
+    """Fresh models, losses and optimisers for ``description``, in ``MEMORY_FORMAT``."""
     c = config
     model = build_speech_to_face(description).to(device)
     discriminator = build_discriminator(description).to(device)

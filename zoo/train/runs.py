@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from zoo.errors import UsageError
+from zoo.files import write_text
 
 CONFIG_FILE = "config.json"
 STATS_FILE = "stats.jsonl"
@@ -38,13 +39,6 @@ def create_run_dir(config) -> Path:
                          "or choose another --save-path")
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
-
-
-def write_json_atomic(path: Path, data) -> None:
-    """Write JSON through a temporary file and a rename: never half a file."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(temporary, path)
 
 
 def read_config(run_dir: Path) -> dict:
@@ -92,7 +86,7 @@ class StatsLog:
                     kept.append(line)
             except json.JSONDecodeError:
                 break  # a line cut short by a kill: drop it and everything after
-        self.path.write_text("".join(f"{line}\n" for line in kept))
+        write_text(self.path, "".join(f"{line}\n" for line in kept))
 
     def append(self, record: dict) -> None:
         with self.path.open("a") as handle:
