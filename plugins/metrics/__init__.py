@@ -28,6 +28,7 @@ import torch
 from plugins.metrics import feature_stats
 from zoo import DataError, MetricContext, MetricSkipped, hookimpl, load_real_faces
 
+REAL = "_real"  # the reference column's suffix (see zoo.MetricContext)
 FEATURE_SPACE_NOTE = ("measured in the features of the face classifier trained here: not comparable "
                       "with Inception FID/KID numbers")
 
@@ -96,6 +97,15 @@ class _Subset:
         return loader(self.indices[i]) if loader is not None else self.dataset[self.indices[i]]["image"]
 
 
+def with_reference(name: str, distance, generated, real, reference) -> dict:
+    """``{name: distance(generated, real)}`` and, given a reference sample of other real faces,
+    ``<name>_real``: how far real faces that are not the test faces lie from them (the floor)."""
+    values = {name: distance(generated, real)}
+    if reference is not None:
+        values[f"{name}{REAL}"] = distance(reference, real)
+    return values
+
+
 def _reference_note(reference) -> str:
     if reference is None:
         return "no training split, so no real column"
@@ -160,10 +170,7 @@ def frechet_distance():
         real = classifier_outputs(context, "real")[0]
         reference = reference_features(context)
         context.note(f"frechet_distance: {FEATURE_SPACE_NOTE}; {_reference_note(reference)}")
-        values = {"frechet_distance": feature_stats.frechet_distance(generated, real)}
-        if reference is not None:
-            values["frechet_distance_real"] = feature_stats.frechet_distance(reference, real)
-        return values
+        return with_reference("frechet_distance", feature_stats.frechet_distance, generated, real, reference)
 
     return metric
 
@@ -175,11 +182,11 @@ def kid(subsets: int = 50, subset_size: int = 1000):
         real = classifier_outputs(context, "real")[0]
         reference = reference_features(context)
         context.note(f"kid: {FEATURE_SPACE_NOTE}; unbiased, so it can dip below 0 for close sets")
-        options = {"subsets": subsets, "subset_size": subset_size, "seed": context.seed}
-        values = {"kid": feature_stats.kernel_inception_distance(generated, real, **options)}
-        if reference is not None:
-            values["kid_real"] = feature_stats.kernel_inception_distance(reference, real, **options)
-        return values
+        def distance(a, b):
+            return feature_stats.kernel_inception_distance(a, b, subsets=subsets, subset_size=subset_size,
+                                                           seed=context.seed)
+
+        return with_reference("kid", distance, generated, real, reference)
 
     return metric
 
@@ -206,10 +213,7 @@ def fid(weights: Optional[str] = None, input_size: int = 299, inception_batch_si
         sample = training_sample(context)
         reference = None if sample is None else features(sample)
         context.note(f"fid: Inception-v3 weights from {weights} at {input_size} px; {_reference_note(reference)}")
-        values = {"fid": feature_stats.frechet_distance(generated, real)}
-        if reference is not None:
-            values["fid_real"] = feature_stats.frechet_distance(reference, real)
-        return values
+        return with_reference("fid", feature_stats.frechet_distance, generated, real, reference)
 
     return metric
 
