@@ -125,20 +125,21 @@ def steps():
     from zoo.hardware import Processes
     from zoo.model.speech_to_face import build_discriminator, build_speech_to_face
     from zoo.bench.seed_step import SeedStyleStep
-    from zoo.train.parts import build_training_parts, describe_run
+    from zoo.train.parts import build_objective, build_parts, describe_run
     from zoo.train.batches import TrainingData
 
     config, _ = resolve({"encoder": "segan", "batch_size": 2, "device": "cpu", "clip_seconds": 0.25,
                          "num_workers": 0, "cache": False, "quiet": True,
                          "dataset_args": {"num_identities": 3, "clips_per_identity": 4}})
     device = torch.device("cpu")
-    data = TrainingData(config, Processes(), device, lambda _m: None)
+    data = TrainingData(config, Processes(), device)
     items = next(iter(data.loader))
     description = describe_run(config, data.identities)
-    parts = build_training_parts(config, description, device)
+    parts = build_parts(description, device)
     seed = SeedStyleStep(fresh_copy(parts.model, build_speech_to_face, description, device),
                          fresh_copy(parts.discriminator, build_discriminator, description, device), config, device)
-    return parts, parts.gan_step(False), seed, data.to_batch(items), pageable(items)
+    objective = build_objective(config, parts, device)
+    return parts, objective.step, seed, data.to_batch(items), pageable(items), objective
 
 
 def forward_calls(*modules):
@@ -149,7 +150,7 @@ def forward_calls(*modules):
 
 
 def test_forward_counts_of_both_iterations(steps):
-    parts, ours, seed, batch, host = steps
+    parts, ours, seed, batch, host, _ = steps
     mine = forward_calls(parts.model, parts.discriminator)
     ours(batch)
     assert mine[0] == 1 and mine[1] == 5  # three groups one by one on the CPU, then fake and real
@@ -163,14 +164,14 @@ def test_scoring_groups_one_by_one_means_one_batched_forward(steps):
     scores, gradients and power-iteration state as one concatenated forward."""
     import registry
 
-    parts, _, _, batch, _ = steps
+    parts, _, _, batch, _, objective = steps
     embedding = torch.randn(batch.image.shape[0], parts.model.encoder.embed_dim)
     groups = [batch.image, batch.wrong, batch.image.flip(-1)]
     results = []
     for separately in (True, False):
         critic = registry.create("discriminator", "dcgan", image_size=64)
         critic.load_state_dict(parts.discriminator.state_dict())
-        step = parts.gan_step(False, discriminator=critic)
+        step = objective._step_over(parts.model, critic)
         step.score_separately = separately
         scores = step.score_groups(groups, embedding)
         scores.square().sum().backward()

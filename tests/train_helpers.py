@@ -22,14 +22,25 @@ def tiny_options(runs_dir: Path, **overrides) -> dict:
     return options
 
 
-def run_trainer(runs_dir: Path, **overrides):
-    """Resolve options as the CLI does and train in this process."""
+def run_trainer(runs_dir: Path, should_stop_at: int | None = None, **overrides):
+    """Resolve options as the CLI does and train in this process; ``should_stop_at`` asks the
+    loop to stop (as Ctrl-C does) once that many steps are done."""
+    from zoo.train.callbacks import TrainingCallbacks
     from zoo.train.config import for_resume, resolve
     from zoo.train.loop import train
 
     options = tiny_options(runs_dir, **overrides)
     config, sources = for_resume(options["resume"], options) if options.get("resume") else resolve(options)
-    return train(config, sources)
+
+    class StepCounter(TrainingCallbacks):
+        step = 0
+
+        def on_step(self, step, epoch, pairs):
+            self.step = step
+
+    counter = StepCounter()
+    limit = float("inf") if should_stop_at is None else should_stop_at
+    return train(config, sources, callbacks=counter, should_stop=lambda: counter.step >= limit)
 
 
 def cli_args(runs_dir: Path, *extra: str) -> list:

@@ -30,7 +30,9 @@ __version__ = "0.2.0"
 # name -> the module that defines it, imported on first use.
 _LAZY = {
     **dict.fromkeys(("SpeechEncoder", "Generator", "Discriminator", "AdversarialLoss", "GeneratorTerm",
-                     "TermInputs", "FaceSpeechDataset", "Metric"), "zoo.contracts"),
+                     "TermInputs", "FaceSpeechDataset", "Metric", "Batch", "Objective", "Stage", "Preset"),
+                    "zoo.contracts"),
+    **dict.fromkeys(("ObjectiveContext", "WeightedTerm"), "zoo.train.context"),
     **dict.fromkeys(("MetricContext", "load_real_faces", "labels_of"), "zoo.evaluate.context"),
     "init_weights": "zoo.model.init_weights",
     **dict.fromkeys(("load_audio", "fit_length", "peak_normalise", "AUDIO_EXTENSIONS",

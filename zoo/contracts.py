@@ -6,7 +6,7 @@ behaviour, not inheritance. Tensors are float32 on the caller's device; B is the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Protocol, Sequence
 
 import torch
@@ -91,6 +91,62 @@ class GeneratorTerm(nn.Module):
 
     def forward(self, inputs: TermInputs) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
+
+
+@dataclass
+class Batch:
+    """One training batch on the device, as every objective receives it."""
+
+    wave: torch.Tensor  # [B, T] encoder-ready speech
+    image: torch.Tensor  # [B, 3, S, S] the faces paired with the speech
+    wrong: Optional[torch.Tensor]  # [B, 3, S, S] faces of other identities, or None
+    identity: torch.Tensor  # [B] int64
+
+
+class Objective:
+    """How a run learns: registered with ``register_objectives`` as a factory
+    ``(context: ObjectiveContext) -> Objective``.
+
+    An objective owns which parts train (``optimizers`` holds one optimiser per group of
+    parameters, saved and restored by name), the losses of one step and what it logs; the
+    trainer keeps the loop, checkpoints, resume, DDP, sample sheets and progress.
+    """
+
+    def __init__(self, context):
+        self.context = context
+        self.optimizers: dict = {}
+
+    def bind(self, wrap) -> None:
+        """Receive ``wrap(module) -> module``: the trainer's DDP and compile wrapper. Wrap the
+        modules this objective runs forward through (the default wraps nothing)."""
+
+    def setup(self, train_dataset) -> None:
+        """Called once before the first step of a stage with the training split (to fill a
+        bank of faces, say). The default does nothing."""
+
+    def step(self, batch: Batch) -> dict:
+        """One training iteration; returns detached scalar tensors by name (``d_loss``, ...)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a staged preset: its objective, its share of the run's budget (epochs and
+    ``--max-steps`` are split by share) and the options that differ in it."""
+
+    name: str
+    objective: str
+    share: float = 1.0
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What a preset factory returns: training options (as ``train`` takes them) and stages."""
+
+    options: dict
+    stages: tuple = ()
+    reference: str = ""  # the paper and code it follows
 
 
 class FaceSpeechDataset(Protocol):

@@ -18,6 +18,8 @@ HOOK_OF_KIND = {
     "generator": "register_generators",
     "discriminator": "register_discriminators",
     "loss": "register_losses",
+    "objective": "register_objectives",
+    "preset": "register_presets",
     "dataset": "register_datasets",
     "metric": "register_metrics",
 }
@@ -46,6 +48,19 @@ def register_discriminators(register):
 def register_losses(register):
     """Register losses: adversarial objectives (``role="adversarial"``) and generator terms
     (``role="term"``, with a default ``coefficient``)."""
+
+
+@hookspec
+def register_objectives(register):
+    """Register training objectives: factories ``(context: ObjectiveContext) -> Objective`` that own
+    which parts train, their optimisers, the losses of one step and what it logs."""
+
+
+@hookspec
+def register_presets(register):
+    """Register presets: zero-argument factories returning a ``Preset`` (a named bundle of
+    training options: components and their arguments, objective, loss terms and coefficients,
+    optimiser settings, and any training stages)."""
 
 
 @hookspec

@@ -2,7 +2,7 @@
 
 Measured after warm-up, as medians over repeated timed blocks:
 
-- our training iteration (``zoo.train.step.GanStep``) and the seed-style iteration
+- our training iteration (the ``gan`` objective's ``GanStep``) and the seed-style iteration
   (``zoo.bench.seed_step``) on the same models, weights, batch and device, in interleaved blocks
   (ours, seed, seed, ours ...) so a busy machine slows both alike; their ratio;
 - the data loader's pairs/s over the training split, cold (decoding every item) and cached
@@ -39,7 +39,7 @@ from zoo.model.speech_to_face import build_discriminator, build_speech_to_face
 from zoo.model.pipeline import FacePipeline
 from zoo.bench.seed_step import SeedStyleStep
 from zoo.train.randomness import seed_everything
-from zoo.train.parts import build_training_parts, describe_run
+from zoo.train.parts import build_objective, build_parts, describe_run
 from zoo.train.batches import TrainingData
 
 BLOCK_SECONDS = 0.5  # a timed block lasts at least this long (one iteration at least)
@@ -242,7 +242,7 @@ def run_bench(user: dict, *, repeats: int = 5, warmup: int = 2, skip_seed: bool 
         result["loader"], data = bench_loader(config, Processes(), device, batches, warmup)
     items = next(iter(data.loader))
     description = describe_run(config, data.identities)
-    parts = build_training_parts(config, description, device)
+    parts = build_parts(description, device)
     seed_parts = None
     if not skip_seed:
         seed_parts = (fresh_copy(parts.model, build_speech_to_face, description, device),
@@ -289,11 +289,10 @@ def _options(config: TrainConfig, repeats: int, warmup: int) -> dict:
 
 def _timed_steps(config, parts, seed_parts, data: TrainingData, items: dict, device) -> list[TimedStep]:
     """Ours first (from the loader's host batch, moved as training moves it), then the seed's."""
-    model, discriminator = parts.model, parts.discriminator
+    objective = build_objective(config, parts, device)
     if config.compile:
-        model, discriminator = torch.compile(model), torch.compile(discriminator)
-    gan_step = parts.gan_step(config.amp, model, discriminator)
-    steps = [TimedStep("ours", lambda: gan_step(data.to_batch(items)), device)]
+        objective.bind(torch.compile)
+    steps = [TimedStep("ours", lambda: objective.step(data.to_batch(items)), device)]
     if seed_parts is not None:
         seed_step = SeedStyleStep(*seed_parts, config, device)
         host = pageable(items)

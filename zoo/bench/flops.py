@@ -13,7 +13,7 @@ Accounting (what ``bench`` reports as achieved FLOP/s):
   (``count_forward_flops``). A backward counts 2x its forward (gradients of the inputs and of
   the weights), the usual "3x forward" rule of model-FLOP utilisation, even where autograd skips
   half of it (a frozen discriminator in the generator update, inputs that need no gradient).
-- Our iteration (``zoo.train.step.GanStep``), with ``G`` the encoder+generator+classifier forward and
+- Our iteration (the ``gan`` objective's ``GanStep``), with ``G`` the encoder+generator+classifier forward and
   ``D`` the discriminator forward at batch B: one G forward and backward (3G); the discriminator
   scoring real, fake and mismatched pairs in one forward and backward (3 x 3D); in the generator
   update D on the fakes, forward and backward (3D), and D on the real faces without gradient

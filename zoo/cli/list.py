@@ -41,6 +41,7 @@ def plugins_command(
 
 def _parameter_summary(params: list[dict]) -> str:
     shown = []
+    params = [p for p in params if p["name"] != "context"]  # an objective's, filled by the trainer
     for p in params[:MAX_PARAMETERS_SHOWN]:
         shown.append(p["name"] if p["required"] else f"{p['name']}={p['default']!r}")
     if len(params) > MAX_PARAMETERS_SHOWN:
@@ -60,14 +61,34 @@ def _meta_summary(meta: dict) -> str:
     return " ".join(parts)
 
 
+def _preset_bundle(name: str) -> dict:
+    """What a preset sets, for people: its options and stages (calling its factory is cheap)."""
+    import registry
+
+    preset = registry.create("preset", name)
+    stages = [f"{s.name}:{s.objective}x{s.share:g}" for s in preset.stages]
+    return {"options": {k: list(v) if isinstance(v, tuple) else v for k, v in preset.options.items()},
+            "stages": stages, "reference": preset.reference}
+
+
+def _described(kind: str, name: str) -> dict:
+    import registry
+
+    item = registry.describe(kind, name)
+    if kind == "preset":
+        item["bundle"] = _preset_bundle(name)
+        bundle = item["bundle"]
+        shown = ("encoder", "generator", "discriminator", "objective", "image_size")
+        item["meta"] = {**{k: bundle["options"][k] for k in shown if k in bundle["options"]},
+                        **({"stages": bundle["stages"]} if bundle["stages"] else {})}
+    return item
+
+
 def show_components(kinds: list[str], pattern: str, as_json: bool) -> None:
     """Print the components of ``kinds`` matching ``pattern``, as tables or one JSON object."""
     import registry
 
-    described = {
-        kind: [registry.describe(kind, c.name) for c in registry.components(kind, pattern)]
-        for kind in kinds
-    }
+    described = {kind: [_described(kind, c.name) for c in registry.components(kind, pattern)] for kind in kinds}
     for line in registry.problems():
         warn_line(line)
     if as_json:

@@ -29,7 +29,9 @@ def command(
     discriminator: Optional[str] = component_option("discriminator", "Discriminator", default_of("discriminator")),
     loss: Optional[str] = component_option("loss", "Adversarial loss", default_of("loss")),
     terms: Optional[str] = typer.Option(None, help=_help("Generator terms, comma list", "terms"), rich_help_panel=COMPONENTS),
-    preset: Optional[str] = typer.Option(None, help="A registered bundle of components and settings (python main.py list preset).", rich_help_panel=COMPONENTS),
+    preset: Optional[str] = component_option("preset", "A registered bundle of components, settings and stages (python main.py list preset)", "none"),
+    objective: Optional[str] = component_option("objective", "How the run learns (python main.py list objective)", default_of("objective")),
+    freeze_encoder: bool = typer.Option(False, "--freeze-encoder", help="Keep the speech encoder fixed (with --pre-trained-encoder).", rich_help_panel=COMPONENTS),
     z_dim: Optional[int] = typer.Option(None, help=_help("Noise size; 0 = none, as wav2pix", "z_dim"), rich_help_panel=COMPONENTS),
     embed_dim: Optional[int] = typer.Option(None, help=_help("Speech embedding size", "embed_dim"), rich_help_panel=COMPONENTS),
     arg: Optional[List[str]] = typer.Option(None, help="Component argument KIND.KEY=VALUE, e.g. encoder.width=32 (repeatable).", rich_help_panel=COMPONENTS),
@@ -54,6 +56,7 @@ def command(
     runs_dir: Optional[str] = typer.Option(None, help=_help("Where run folders go", "runs_dir"), rich_help_panel=OUTPUT),
     pre_trained_gen: Optional[str] = typer.Option(None, help="Initialise encoder+generator from a checkpoint.", rich_help_panel=OUTPUT),
     pre_trained_disc: Optional[str] = typer.Option(None, help="Initialise the discriminator from a checkpoint.", rich_help_panel=OUTPUT),
+    pre_trained_encoder: Optional[str] = typer.Option(None, help="Initialise the speech encoder alone from a checkpoint.", rich_help_panel=OUTPUT),
     resume: Optional[str] = typer.Option(None, help="Continue a run folder exactly where it stopped.", rich_help_panel=OUTPUT),
     checkpoint_every: Optional[int] = typer.Option(None, help=_help("Keep a checkpoint every N epochs", "checkpoint_every"), rich_help_panel=OUTPUT),
     log_every: Optional[int] = typer.Option(None, help=_help("Read losses every N steps", "log_every"), rich_help_panel=OUTPUT),
@@ -66,7 +69,8 @@ def command(
     """Train a speech-to-face GAN (on the embedded synthetic data unless told otherwise)."""
     options = {
         "encoder": encoder, "generator": generator, "discriminator": discriminator, "loss": loss,
-        "terms": split_names(terms, "--terms", allow_empty=True), "preset": preset, "z_dim": z_dim, "embed_dim": embed_dim,
+        "terms": split_names(terms, "--terms", allow_empty=True), "preset": preset, "objective": objective,
+        "freeze_encoder": flag(freeze_encoder), "pre_trained_encoder": pre_trained_encoder, "z_dim": z_dim, "embed_dim": embed_dim,
         "dataset": dataset, "data": data, "image_size": image_size, "clip_seconds": clip_seconds,
         "num_workers": num_workers, "cache": cache, "epochs": epochs, "max_steps": max_steps,
         "batch_size": batch_size, "lr_d": lr_d, "lr_g": lr_g, "l1_coef": l1_coef, "l2_coef": l2_coef,

@@ -40,8 +40,10 @@ class EpochSampler(Sampler):
 
     The order is a function of ``(seed, epoch)`` alone. Under torch.distributed each of
     ``world_size`` ranks takes every ``world_size``-th index of the same order, as
-    DistributedSampler does. ``set_epoch(epoch, skip)`` starts an epoch ``skip`` items in, so a
-    resumed run sees exactly the batches an uninterrupted one would.
+    DistributedSampler does, and every rank takes the same number, ``size // world_size``: the
+    few items left over are dropped for that epoch (a different few each epoch), so all ranks run
+    the same number of steps and meet at every collective. ``set_epoch(epoch, skip)`` starts an
+    epoch ``skip`` items in, so a resumed run sees exactly the batches an uninterrupted one would.
     """
 
     def __init__(self, size: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1):
@@ -52,17 +54,25 @@ class EpochSampler(Sampler):
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         self.epoch, self.skip = int(epoch), int(skip)
 
+    @property
+    def per_rank(self) -> int:
+        """Items each rank sees per epoch (the same on every rank)."""
+        return self.size // self.world_size
+
     def order(self) -> list:
+        """This rank's indices for the current epoch, in order."""
         if not self.shuffle:
-            return list(range(self.size))[self.rank::self.world_size]
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return torch.randperm(self.size, generator=generator).tolist()[self.rank::self.world_size]
+            everything = list(range(self.size))
+        else:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            everything = torch.randperm(self.size, generator=generator).tolist()
+        return everything[self.rank::self.world_size][:self.per_rank]
 
     def __iter__(self):
         return iter([(self.epoch, i) for i in self.order()[self.skip:]])
 
     def __len__(self) -> int:
-        return max(0, len(range(self.rank, self.size, self.world_size)) - self.skip)
+        return max(0, self.per_rank - self.skip)
 
 
 def collate(items: list) -> dict:

@@ -146,14 +146,20 @@ def read_description(file: Path) -> dict:
     return check_description(description, str(file))
 
 
-def load_weights(module: nn.Module, file: Path) -> None:
-    """Load safetensors weights into ``module``, with one clear line on any mismatch."""
+def load_weights(module: nn.Module, file: Path, prefix: str = "") -> None:
+    """Load safetensors weights into ``module``, with one clear line on any mismatch.
+
+    ``prefix`` loads only the tensors under it (``"encoder."``: a checkpoint's speech encoder
+    into an encoder module), with the prefix taken off their names.
+    """
     from safetensors.torch import load_file
 
     try:
         tensors = load_file(str(file))
     except Exception as exc:
         raise CheckpointError(f"{file}: cannot read its weights ({last_line(exc)}); the file may be truncated") from None
+    if prefix:
+        tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     target = unwrap(module)
     expected = target.state_dict()
     missing = sorted(set(expected) - set(tensors))

@@ -37,6 +37,21 @@ class SpeechToFace(nn.Module):
         self.encoder = encoder
         self.generator = generator
         self.classifier = classifier
+        self.encoder_frozen = False
+
+    def freeze_encoder(self) -> None:
+        """Fix the encoder: no gradients, and eval mode (BatchNorm statistics fixed) even while
+        the rest trains, as voice2face keeps its pretrained voice encoder."""
+        self.encoder_frozen = True
+        self.encoder.requires_grad_(False)
+        self.encoder.eval()
+
+    def train(self, mode: bool = True) -> "SpeechToFace":
+        """Train mode for the parts that learn; a frozen encoder stays in eval mode."""
+        super().train(mode)
+        if self.encoder_frozen:
+            self.encoder.eval()
+        return self
 
     def forward(self, wave: torch.Tensor, z: Optional[torch.Tensor] = None):
         """Return ``(faces, embeddings, speaker logits)`` for a batch of waveforms."""

@@ -17,8 +17,8 @@ from zoo.data.mismatch import SingleIdentityWarning, WithMismatch
 from zoo.errors import DataError, UsageError
 from zoo.hardware import Processes, cpu_cores
 from zoo.train.samples import SampleSet, pick_samples
-from zoo.train.step import Batch
-from zoo.train.parts import MEMORY_FORMAT
+from zoo.contracts import Batch
+from zoo.train.context import MEMORY_FORMAT
 
 
 class TrainingData:
@@ -36,12 +36,11 @@ class TrainingData:
         for warning in caught:
             progress.message(f"warning: {warning.message}")
         self.identities = list(source.identities)
-        per_rank = len(range(procs.rank, len(self.train), procs.world_size))
-        self.steps_per_epoch = per_rank // config.batch_size
-        if self.steps_per_epoch == 0:
-            raise UsageError(f"--batch-size {config.batch_size} is larger than the {per_rank} training "
-                             f"pairs this process gets; use a smaller batch")
         self.sampler = EpochSampler(len(self.train), config.seed, True, procs.rank, procs.world_size)
+        self.steps_per_epoch = self.sampler.per_rank // config.batch_size
+        if self.steps_per_epoch == 0:
+            raise UsageError(f"--batch-size {config.batch_size} is larger than the {self.sampler.per_rank} "
+                             f"training pairs this process gets; use a smaller batch")
         self.loader = make_loader(self.train, config.batch_size, self._workers(workers_chosen),
                                   seed=config.seed, device=device, drop_last=True, sampler=self.sampler)
         self.samples = self._samples()

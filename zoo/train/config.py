@@ -2,8 +2,9 @@
 the user's options, and checked against the registry before anything heavy starts.
 
 Precedence, lowest first: the defaults below (wav2pix's values, meant for real data on a GPU),
-the dataset's suggestions (registration meta ``suggested``), a preset, the user's options.
-Where each resolved value came from is recorded, printed and saved with the run.
+the dataset's suggestions (registration meta ``suggested``), a preset (a plugin, see
+``register_presets``), the user's options. Where each resolved value came from is recorded,
+printed and saved with the run. A preset may also bring stages (``zoo.train.stages``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ class TrainConfig:
     discriminator: str = "dcgan"  # conditional discriminator
     loss: str = "lsgan"  # adversarial objective; wav2pix used least squares
     terms: tuple = ("l1", "feature_matching", "identity")  # generator terms added to the loss
+    objective: str = "gan"  # how the run learns (python main.py list objective)
+    objective_args: dict = field(default_factory=dict)  # --arg objective.KEY=VALUE
+    stages: tuple = ()  # a preset's stages: [{"name", "objective", "share", "options"}]; empty = one
     encoder_args: dict = field(default_factory=dict)  # extra keyword arguments per component
     generator_args: dict = field(default_factory=dict)
     discriminator_args: dict = field(default_factory=dict)
@@ -63,6 +67,8 @@ class TrainConfig:
     log_every: int = 10  # read the losses from the device every N steps
     pre_trained_gen: Optional[str] = None  # initialise encoder+generator+classifier from here
     pre_trained_disc: Optional[str] = None  # initialise the discriminator from here
+    pre_trained_encoder: Optional[str] = None  # initialise the speech encoder alone from here
+    freeze_encoder: bool = False  # keep the encoder's weights and statistics fixed (voice2face)
     resume: Optional[str] = None  # continue a run folder exactly
     inference: bool = False  # after training, draw a face for every test clip
     quiet: bool = False  # plain log lines instead of a live progress bar
@@ -89,6 +95,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["terms"] = list(self.terms)
+        data["stages"] = [dict(stage) for stage in self.stages]
         return data
 
 
@@ -98,17 +105,6 @@ def default_of(name: str):
     if value is dataclasses.MISSING:
         value = TrainConfig.__dataclass_fields__[name].default_factory()
     return ",".join(value) if isinstance(value, tuple) else value
-
-
-PRESETS = {
-    "wav2pix": {
-        "encoder": "segan", "generator": "dcgan", "discriminator": "dcgan", "loss": "lsgan",
-        "terms": ("l1", "feature_matching", "identity"), "z_dim": 0, "embed_dim": 128,
-        "lr_d": 4e-4, "lr_g": 1e-4, "beta1": 0.5, "beta2": 0.999, "l1_coef": 50.0,
-        "l2_coef": 100.0, "softmax_coef": 20.0, "batch_size": 64, "epochs": 200,
-        "sample_rate": 16000, "clip_seconds": 1.0,
-    },
-}
 
 
 def resolve(user: dict) -> tuple[TrainConfig, dict]:
@@ -126,14 +122,23 @@ def resolve(user: dict) -> tuple[TrainConfig, dict]:
     _apply(values, sources, {k: v for k, v in suggested.items() if k in fields}, f"dataset {dataset}")
     preset = given.get("preset")
     if preset is not None:
-        if preset not in PRESETS:
-            raise UsageError(f"unknown preset '{preset}'; choose from: {', '.join(PRESETS)}")
-        _apply(values, sources, PRESETS[preset], f"preset {preset}")
+        _apply(values, sources, preset_options(preset), f"preset {preset}")
     _apply(values, sources, given, "option")
     values["terms"] = tuple(values["terms"])
+    values["stages"] = tuple(values["stages"])
     config = TrainConfig(**values)
     validate(config)
     return config, sources
+
+
+def preset_options(name: str) -> dict:
+    """The training options a registered preset sets, its stages among them."""
+    preset = registry.create("preset", name)
+    options = dict(preset.options)
+    if preset.stages:
+        options["stages"] = tuple({"name": s.name, "objective": s.objective, "share": s.share,
+                                   "options": dict(s.options)} for s in preset.stages)
+    return options
 
 
 def _apply(values: dict, sources: dict, updates: dict, source: str) -> None:
@@ -146,8 +151,9 @@ def validate(config: TrainConfig) -> None:
     """Check names and sizes against the registry, so mistakes exit 2 before any work."""
     for kind, name in (("encoder", config.encoder), ("generator", config.generator),
                        ("discriminator", config.discriminator), ("loss", config.loss),
-                       ("dataset", config.dataset)):
+                       ("dataset", config.dataset), ("objective", config.objective)):
         registry.get(kind, name)  # raises an exit-2 error listing the valid choices
+    _check_stages(config)
     adversarial = registry.get("loss", config.loss)
     if adversarial.meta.get("role") != "adversarial":
         raise UsageError(f"--loss '{config.loss}' is a generator term; choose an adversarial "
@@ -168,6 +174,18 @@ def validate(config: TrainConfig) -> None:
         registry.check_arguments(kind, name, args)
     _check_positive(config)
     _check_hardware(config)
+
+
+def _check_stages(config: TrainConfig) -> None:
+    """A preset's stages name registered objectives, take a positive share and set real options."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for stage in config.stages:
+        registry.get("objective", stage["objective"])
+        if not stage.get("share", 1.0) > 0:
+            raise UsageError(f"stage '{stage['name']}' needs a positive share of the budget")
+        unknown = set(stage.get("options", {})) - fields
+        if unknown:
+            raise UsageError(f"stage '{stage['name']}' sets unknown option(s): {', '.join(sorted(unknown))}")
 
 
 def _check_hardware(config: TrainConfig) -> None:
@@ -212,6 +230,7 @@ def for_resume(run_dir: str, user: dict) -> tuple[TrainConfig, dict]:
     values = {k: v for k, v in saved["options"].items() if k in {f.name for f in dataclasses.fields(TrainConfig)}}
     values.update({k: v for k, v in given.items() if k in RESUMABLE})
     values["terms"] = tuple(values["terms"])
+    values["stages"] = tuple(values.get("stages", ()))
     sources = dict(saved.get("sources", {}))
     sources.update({k: "option" for k in given if k in RESUMABLE})
     config = TrainConfig(**values)

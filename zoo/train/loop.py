@@ -1,8 +1,10 @@
-"""The training loop: wav2pix's conditional GAN, resumable, observable, on CPU, GPU or many GPUs.
+"""The training loop: resumable, observable, staged, on CPU, GPU or many GPUs.
 
-The loop takes callbacks for progress and a ``should_stop`` function instead of importing a
-user interface (as stylegan2-ada's loop does), so the CLI, tests and benchmarks drive it alike.
-Only rank 0 writes files. Losses stay on the device and are read once per log interval.
+The loop takes callbacks for progress and a ``should_stop`` function instead of importing a user
+interface (as stylegan2-ada's loop does), so the CLI, tests and benchmarks drive it alike. What a
+step does belongs to the stage's objective (a plugin); the loop keeps the epochs, the stages,
+checkpoints, resume, DDP, sample sheets and progress. Only rank 0 writes files; the others wait
+for it at every checkpoint. Losses stay on the device and are read once per log interval.
 """
 
 from __future__ import annotations
@@ -15,18 +17,19 @@ from typing import Callable, Optional
 import torch
 
 import registry
-from zoo.model import checkpoints
-from zoo.train.config import TrainConfig
-from zoo.errors import UsageError
-from zoo.hardware import peak_memory_bytes, start_processes, stop_processes
-from zoo.train.callbacks import TrainingCallbacks
-from zoo.train.meters import LossMeter, check_finite
-from zoo.model.speech_to_face import SpeechToFace
-from zoo.train.randomness import capture_random_states, restore_random_states, seed_everything
 from zoo.files import write_json
-from zoo.train.runs import CONFIG_FILE, StatsLog, create_run_dir
+from zoo.hardware import peak_memory_bytes, start_processes, stop_processes
+from zoo.model import checkpoints
+from zoo.model.speech_to_face import SpeechToFace
 from zoo.train.batches import TrainingData
-from zoo.train.parts import build_training_parts, describe_run
+from zoo.train.callbacks import TrainingCallbacks
+from zoo.train.config import TrainConfig
+from zoo.train.meters import LossMeter, check_finite
+from zoo.train.parts import build_objective, build_parts, describe_run
+from zoo.train.randomness import seed_everything
+from zoo.train.runs import CONFIG_FILE, StatsLog, create_run_dir
+from zoo.train.stages import StagePlan, plan_stages
+from zoo.train.state import Position, restore_state, saved_state
 
 
 @dataclass
@@ -42,7 +45,7 @@ class TrainResult:
 
 
 class Trainer:
-    """Builds everything a run needs from a resolved config, then runs epochs."""
+    """Builds everything a run needs from a resolved config, then runs its stages."""
 
     def __init__(self, config: TrainConfig, sources: Optional[dict] = None,
                  callbacks: Optional[TrainingCallbacks] = None,
@@ -51,28 +54,32 @@ class Trainer:
         self.sources = sources or {}
         self.callbacks = callbacks or TrainingCallbacks()
         self.should_stop = should_stop
-        self.step = 0
-        self.epoch = 0
-        self.skip_batches = 0
-        self.batch_in_epoch = 0
+        self.position = Position()
         self.saved_step = -1
         self.last_checkpoint: Optional[Path] = None
+        self.objective = None
+        self.restored: Optional[dict] = None
 
     # -- set-up ------------------------------------------------------------------------------
     def setup(self) -> "Trainer":
+        """Processes, data, models, run folder, and the state to start from."""
         config = self.config
         self.procs, self.device = start_processes(config.device)
         seed_everything(config.seed + self.procs.rank)
         self.data = TrainingData(config, self.procs, self.device, self.callbacks,
                                  workers_chosen=self.sources.get("num_workers") == "option")
         self.description = describe_run(config, self.data.identities)
-        self.parts = build_training_parts(config, self.description, self.device)
+        # Seeded again here, so the initial weights never depend on what building the data drew.
+        seed_everything(config.seed + self.procs.rank)
+        self.parts = build_parts(self.description, self.device)
+        self.stages = plan_stages(config, self.sources)
         self.run_dir = self._prepare_run_dir()
         if config.resume:
-            self._restore(Path(config.resume))
+            self.restored = self._restore(Path(config.resume))
         else:
             self._load_pretrained()
-        self._wrap_models()
+        if config.freeze_encoder:
+            self.model.freeze_encoder()
         self.writer = self._tensorboard()
         return self
 
@@ -102,6 +109,8 @@ class Trainer:
             "options": self.config.to_dict(),
             "sources": self.sources,
             "model": self.description,
+            "stages": [{"name": s.name, "objective": s.config.objective, "epochs": s.epochs,
+                        "max_steps": s.max_steps} for s in self.stages],
             "plugins": [{k: d[k] for k in ("distribution", "version", "hooks")} for d in registry.distributions()],
             "torch": torch.__version__,
             "device": str(self.device),
@@ -113,37 +122,27 @@ class Trainer:
         if c.pre_trained_gen:
             checkpoints.load_weights(self.model, checkpoints.resolve(c.pre_trained_gen))
             self.callbacks.message(f"generator initialised from {c.pre_trained_gen}")
+        if c.pre_trained_encoder:
+            checkpoints.load_weights(self.model.encoder, checkpoints.resolve(c.pre_trained_encoder), prefix="encoder.")
+            self.callbacks.message(f"speech encoder initialised from {c.pre_trained_encoder}")
         if c.pre_trained_disc:
             file = checkpoints.resolve(c.pre_trained_disc).with_name(checkpoints.DISCRIMINATOR_FILE)
             checkpoints.load_weights(self.discriminator, file)
             self.callbacks.message(f"discriminator initialised from {c.pre_trained_disc}")
 
-    def _restore(self, run_dir: Path) -> None:
+    def _restore(self, run_dir: Path) -> dict:
         folder = run_dir / "checkpoints" / checkpoints.LAST
         if not (folder / checkpoints.MODEL_FILE).is_file():
+            from zoo.errors import UsageError
+
             raise UsageError(f"--resume {run_dir}: no checkpoints/{checkpoints.LAST} to resume from")
         checkpoints.load_weights(self.model, folder / checkpoints.MODEL_FILE)
         checkpoints.load_weights(self.discriminator, folder / checkpoints.DISCRIMINATOR_FILE)
         state = checkpoints.load_training_state(folder)
-        self.parts.optimizer_g.load_state_dict(state["optimizer_g"])
-        self.parts.optimizer_d.load_state_dict(state["optimizer_d"])
-        self.step, self.epoch, self.skip_batches = state["step"], state["epoch"], state["batch_in_epoch"]
-        self.batch_in_epoch = self.skip_batches
-        restore_random_states(state["random"])
-        self.callbacks.message(f"resumed {run_dir} at epoch {self.epoch}, step {self.step}")
-
-    def _wrap_models(self) -> None:
-        model, discriminator = self.model, self.discriminator
-        if self.config.compile:
-            model, discriminator = torch.compile(model), torch.compile(discriminator)
-        if self.procs.distributed:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            unused = "identity" not in self.config.terms  # the classifier then takes no part
-            model = DDP(model, device_ids=ids, find_unused_parameters=unused)
-            discriminator = DDP(discriminator, device_ids=ids)
-        self.gan_step = self.parts.gan_step(self.config.amp, model, discriminator)
+        self.position = restore_state(state, self.procs)
+        self.callbacks.message(f"resumed {run_dir} at stage {self.stages[self.position.stage].name}, "
+                               f"epoch {self.position.epoch}, step {self.position.step}")
+        return state
 
     def _tensorboard(self):
         if self.run_dir is None:
@@ -153,94 +152,144 @@ class Trainer:
         name = self.config.vis_screen or self.run_dir.name
         return SummaryWriter(log_dir=str(self.run_dir / "tensorboard" / name))
 
+    # -- stages ------------------------------------------------------------------------------
+    def _enter_stage(self, stage: StagePlan) -> None:
+        """A fresh objective for ``stage``: its optimisers restored when resuming inside it."""
+        self.objective = build_objective(stage.config, self.parts, self.device)
+        restored = self.restored
+        if restored is not None and self.position.stage == stage.index:
+            for name, optimizer in self.objective.optimizers.items():
+                optimizer.load_state_dict(restored["optimizers"][name])
+        self.restored = None
+        self.objective.setup(self.data.train.dataset)
+        self.objective.bind(self._wrap)
+
+    def _wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        """What an objective runs forward through: compiled and/or DDP-wrapped as configured."""
+        if self.config.compile:
+            module = torch.compile(module)
+        if self.procs.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # A part of the module may sit out a step (the classifier without the identity term).
+            return DDP(module, device_ids=ids, find_unused_parameters=True)
+        return module
+
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        c = self.config
+        """Run the stages from where the run stands; stop early when asked."""
         steps_per_epoch = self.data.steps_per_epoch
-        total = c.epochs * steps_per_epoch if c.max_steps is None else min(c.max_steps, c.epochs * steps_per_epoch)
+        totals = [stage.total_steps(steps_per_epoch) for stage in self.stages]
         self.callbacks.on_start({"run_dir": self.run_dir, "steps_per_epoch": steps_per_epoch,
-                                 "total_steps": total, "start_step": self.step, "epochs": c.epochs,
-                                 "start_epoch": self.epoch, "device": str(self.device)})
+                                 "total_steps": sum(totals), "start_step": self.position.step,
+                                 "epochs": sum(s.epochs for s in self.stages),
+                                 "start_epoch": self.position.epochs_done, "device": str(self.device)})
+        log_stats = StatsLog(self.run_dir, self.position.step if self.config.resume else None) \
+            if self.run_dir else None
         interrupted = False
-        log_stats = StatsLog(self.run_dir, self.epoch) if self.run_dir else None
-        while self.epoch < c.epochs and self.step < total and not interrupted:
-            interrupted = self._run_epoch(total, log_stats)
-        if self.saved_step != self.step:  # stopped mid-epoch: save where it stands
-            if self.procs.is_main:
-                self._write_samples(f"step_{self.step:08d}")
+        for stage in self.stages[self.position.stage:]:
+            interrupted = self._run_stage(stage, totals[stage.index], log_stats)
+            if interrupted:
+                break
+            if stage.index + 1 < len(self.stages):
+                self.position = self.position.next_stage()
+        if self.saved_step != self.position.step:  # stopped mid-epoch: save where it stands
+            self._write_samples(f"step_{self.position.step:08d}")
             self._save(keep=False)
         summary = self._finish()
-        return TrainResult(self.run_dir, self.step, self.epoch, interrupted, self.last_checkpoint, summary)
+        return TrainResult(self.run_dir, self.position.step, self.position.epochs_done, interrupted,
+                           self.last_checkpoint, summary)
 
-    def _run_epoch(self, total: int, log_stats: Optional[StatsLog]) -> bool:
+    def _run_stage(self, stage: StagePlan, total: int, log_stats: Optional[StatsLog]) -> bool:
+        """Train one stage to its end (or its rest after a resume); True when asked to stop."""
+        self._enter_stage(stage)
+        if len(self.stages) > 1:
+            self.callbacks.message(f"stage {stage.index + 1}/{len(self.stages)}: {stage.name} "
+                                   f"({stage.config.objective}, {total} steps)")
+        while self.position.epoch < stage.epochs and self.position.stage_step < total:
+            if self._run_epoch(stage, total, log_stats):
+                return True
+        if self.saved_step != self.position.step:  # the stage ended mid-epoch (--max-steps)
+            self._write_samples(f"step_{self.position.step:08d}")
+            self._save(keep=False)
+        return False
+
+    def _run_epoch(self, stage: StagePlan, total: int, log_stats: Optional[StatsLog]) -> bool:
         """Train one epoch (or its rest after a resume); True when asked to stop."""
-        meter = LossMeter()
-        started = time.perf_counter()
-        for batch in self.data.epoch(self.epoch, self.skip_batches):
-            stats = self.gan_step(batch)
+        meter, started, position = LossMeter(), time.perf_counter(), self.position
+        for batch in self.data.epoch(position.epoch, position.batch_in_epoch):
+            stats = self.objective.step(batch)
             meter.add(stats, batch.wave.shape[0] * self.procs.world_size)
-            self.step += 1
-            self.batch_in_epoch += 1
-            self.callbacks.on_step(self.step, self.epoch, meter.pairs)
-            if self.step % self.config.log_every == 0:
+            position.advance()
+            self.callbacks.on_step(position.step, position.epochs_done, meter.pairs)
+            if position.step % self.config.log_every == 0:
                 self._log(meter.interval())
-            stop = self.should_stop()
-            if (stop or self.step >= total) and self.batch_in_epoch < self.data.steps_per_epoch:
-                check_finite(meter.epoch_means(), self.step, self.last_checkpoint)
-                self.skip_batches = self.batch_in_epoch  # resume continues mid-epoch
-                return stop
+            stop = self._agreed(self.should_stop())
+            if (stop or position.stage_step >= total) and position.batch_in_epoch < self.data.steps_per_epoch:
+                check_finite(meter.epoch_means(), position.step, self.last_checkpoint)
+                return stop  # resume continues mid-epoch
             if stop:
                 break
-        self._end_epoch(meter, time.perf_counter() - started, log_stats)
-        return self.should_stop()
+        self._end_epoch(stage, meter, time.perf_counter() - started, log_stats)
+        return self._agreed(self.should_stop())
+
+    def _agreed(self, stop: bool) -> bool:
+        """Whether any process was asked to stop: every rank stops at the same step."""
+        if not self.procs.distributed:
+            return stop
+        flag = torch.tensor([1.0 if stop else 0.0], device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
 
     def _log(self, scalars: dict) -> None:
-        check_finite(scalars, self.step, self.last_checkpoint)
-        self.callbacks.on_log(self.step, self.epoch, scalars)
+        check_finite(scalars, self.position.step, self.last_checkpoint)
+        self.callbacks.on_log(self.position.step, self.position.epochs_done, scalars)
         if self.writer is not None:
             for name, value in scalars.items():
-                self.writer.add_scalar(f"train/{name}", value, self.step)
+                self.writer.add_scalar(f"train/{name}", value, self.position.step)
 
-    def _end_epoch(self, meter: LossMeter, seconds: float, log_stats: Optional[StatsLog]) -> None:
+    def _end_epoch(self, stage: StagePlan, meter: LossMeter, seconds: float, log_stats: Optional[StatsLog]) -> None:
         means = meter.epoch_means()
-        check_finite(means, self.step, self.last_checkpoint)
-        record = {"epoch": self.epoch, "step": self.step, **means,
+        check_finite(means, self.position.step, self.last_checkpoint)
+        record = {"epoch": self.position.epochs_done, "step": self.position.step, **means,
                   "pairs_per_s": meter.pairs / max(seconds, 1e-9)}
-        self.epoch += 1
-        self.skip_batches = 0
-        self.batch_in_epoch = 0
-        if self.procs.is_main:
+        if len(self.stages) > 1:
+            record["stage"] = stage.name
+        self.position.end_epoch()
+        if log_stats is not None:
             log_stats.append(record)
-            self._write_samples(f"epoch_{self.epoch:04d}")
-        keep = self.epoch % self.config.checkpoint_every == 0
-        self._save(keep=keep)
+        self._write_samples(f"epoch_{self.position.epochs_done:04d}")
+        self._save(keep=self.position.epochs_done % self.config.checkpoint_every == 0)
         self.callbacks.on_epoch(record)
 
     # -- outputs -----------------------------------------------------------------------------
     def _write_samples(self, name: str) -> None:
+        if not self.procs.is_main:
+            return
         from zoo.train.samples import write_sample_grid
 
         path = self.run_dir / "samples" / f"{name}.png"
         grid = write_sample_grid(self.model, self.data.samples, path, self.device)
         if self.writer is not None:
-            self.writer.add_image("samples", grid, self.step, dataformats="HWC")
+            self.writer.add_image("samples", grid, self.position.step, dataformats="HWC")
 
     def _save(self, keep: bool) -> None:
-        if not self.procs.is_main:
-            return
-        name = f"epoch_{self.epoch:04d}" if keep else f"step_{self.step:08d}"
-        state = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.skip_batches,
-                 "optimizer_g": self.parts.optimizer_g.state_dict(),
-                 "optimizer_d": self.parts.optimizer_d.state_dict(),
-                 "random": capture_random_states()}
-        self.saved_step = self.step
-        self.last_checkpoint = checkpoints.save_checkpoint(
-            self.run_dir / "checkpoints", name, model=self.model, discriminator=self.discriminator,
-            description=self.description, state=state, keep=keep)
-        self.callbacks.message(f"checkpoint {self.last_checkpoint}")
+        """Every rank hands over its random state; rank 0 writes; the others wait for it."""
+        state = saved_state(self.position, self.objective, self.procs)
+        self.saved_step = self.position.step
+        if self.procs.is_main:
+            name = f"epoch_{self.position.epochs_done:04d}" if keep else f"step_{self.position.step:08d}"
+            self.last_checkpoint = checkpoints.save_checkpoint(
+                self.run_dir / "checkpoints", name, model=self.model, discriminator=self.discriminator,
+                description=self.description, state=state, keep=keep)
+            self.callbacks.message(f"checkpoint {self.last_checkpoint}")
+        if self.procs.distributed:
+            torch.distributed.barrier()
 
     def _finish(self) -> dict:
-        summary = {"step": self.step, "epoch": self.epoch, "peak_memory": peak_memory_bytes(self.device)}
+        summary = {"step": self.position.step, "epoch": self.position.epochs_done,
+                   "peak_memory": peak_memory_bytes(self.device)}
         if self.procs.distributed:
             summary["ranks_in_sync"] = ranks_hold_same_weights(self.model, self.discriminator, self.device)
         if self.writer is not None:
@@ -250,6 +299,7 @@ class Trainer:
         return summary
 
     def close(self) -> None:
+        """Leave the process group, if any."""
         stop_processes()
 
 

@@ -1,69 +1,74 @@
-"""What one training iteration is built from: the run's model description, its models, losses
-and optimisers on the device. Shared by the trainer and the benchmark."""
+"""What a run is built from: the model description, the models on the device, and the objective
+that trains them. Shared by the trainer and the benchmark."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
 import registry
-from zoo.train.config import TrainConfig
 from zoo.model.speech_to_face import SpeechToFace, build_discriminator, build_speech_to_face, describe
-from zoo.train.step import GanStep, WeightedTerm, make_optimizer
+from zoo.train.config import TrainConfig
+from zoo.train.context import MEMORY_FORMAT, ObjectiveContext
 
-# Models and image batches are laid out channels_last: faster convolutions on CUDA, and about
-# 6% faster on this CPU in paired runs. The data side (zoo.train.batches) uses the same.
-MEMORY_FORMAT = torch.channels_last
+# Arguments the core fills in for a factory whose signature names them (a classifier head's size).
+IDENTITY_COUNT_ARGUMENT = "num_identities"
+
 
 @dataclass
 class TrainingParts:
-    """What one training iteration needs: models, losses and optimisers on the device."""
+    """The run's models on the device (unwrapped: what checkpoints hold)."""
 
     model: SpeechToFace
-    discriminator: torch.nn.Module
-    adversarial: torch.nn.Module
-    terms: list
-    optimizer_g: torch.optim.Optimizer
-    optimizer_d: torch.optim.Optimizer
+    discriminator: Optional[torch.nn.Module]
 
-    def gan_step(self, amp: bool, model=None, discriminator=None) -> GanStep:
-        """Our iteration over these parts; ``model``/``discriminator`` may be compiled or DDP-wrapped."""
-        model = self.model if model is None else model
-        discriminator = self.discriminator if discriminator is None else discriminator
-        return GanStep(model, discriminator, self.discriminator,
-                       self.adversarial, self.terms, self.optimizer_g, self.optimizer_d,
-                       autocast_dtype=torch.bfloat16 if amp else None, memory_format=MEMORY_FORMAT)
+
+def _takes(kind: str, name: str, argument: str) -> bool:
+    factory = registry.get(kind, name).factory
+    try:
+        return argument in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin without a readable signature
+        return False
+
+
+def component_arguments(kind: str, name: str, base: dict, extra: dict, identities) -> dict:
+    """A component's arguments: the run's sizes, the identity count if its factory asks, then
+    the user's ``--arg`` values (which win); checked against the factory's signature."""
+    kwargs = dict(base)
+    if _takes(kind, name, IDENTITY_COUNT_ARGUMENT):
+        kwargs[IDENTITY_COUNT_ARGUMENT] = len(identities)
+    kwargs.update(extra)
+    return registry.check_arguments(kind, name, kwargs)
 
 
 def describe_run(config: TrainConfig, identities) -> dict:
     """The model description of a run: its components with their arguments, checked."""
     c = config
-    encoder_args = {"sample_rate": c.sample_rate, "num_samples": c.num_samples,
-                    "embed_dim": c.embed_dim, **c.encoder_args}
-    generator_args = {"image_size": c.image_size, "embed_dim": c.embed_dim, "z_dim": c.z_dim,
-                      **c.generator_args}
-    discriminator_args = {"image_size": c.image_size, "embed_dim": c.embed_dim, **c.discriminator_args}
-    for kind, name, kwargs in (("encoder", c.encoder, encoder_args), ("generator", c.generator, generator_args),
-                               ("discriminator", c.discriminator, discriminator_args)):
-        registry.check_arguments(kind, name, kwargs)
-    return describe(encoder=(c.encoder, encoder_args), generator=(c.generator, generator_args),
-                    discriminator=(c.discriminator, discriminator_args), identities=identities,
+    encoder = component_arguments("encoder", c.encoder, {"sample_rate": c.sample_rate, "num_samples": c.num_samples,
+                                                         "embed_dim": c.embed_dim}, c.encoder_args, identities)
+    generator = component_arguments("generator", c.generator, {"image_size": c.image_size, "embed_dim": c.embed_dim,
+                                                               "z_dim": c.z_dim}, c.generator_args, identities)
+    discriminator = component_arguments("discriminator", c.discriminator, {"image_size": c.image_size,
+                                                                           "embed_dim": c.embed_dim},
+                                        c.discriminator_args, identities)
+    return describe(encoder=(c.encoder, encoder), generator=(c.generator, generator),
+                    discriminator=(c.discriminator, discriminator), identities=identities,
                     image_size=c.image_size, sample_rate=c.sample_rate, num_samples=c.num_samples)
 
 
-def build_training_parts(config: TrainConfig, description: dict, device: torch.device) -> TrainingParts:
-    """Fresh models, losses and optimisers for ``description``, in ``MEMORY_FORMAT``."""
-    c = config
+def build_parts(description: dict, device: torch.device) -> TrainingParts:
+    """Fresh models for ``description`` on ``device``, in ``MEMORY_FORMAT``."""
     model = build_speech_to_face(description).to(device)
     discriminator = build_discriminator(description).to(device)
     model.to(memory_format=MEMORY_FORMAT)
     discriminator.to(memory_format=MEMORY_FORMAT)
-    adversarial = registry.create("loss", c.loss).to(device)
-    terms = [WeightedTerm(name, registry.create("loss", name).to(device),
-                          c.coefficient(name, registry.get("loss", name).meta))
-             for name in c.terms]
-    betas = (c.beta1, c.beta2)
-    return TrainingParts(model, discriminator, adversarial, terms,
-                         make_optimizer(model, c.lr_g, betas, device),
-                         make_optimizer(discriminator, c.lr_d, betas, device))
+    return TrainingParts(model, discriminator)
+
+
+def build_objective(config: TrainConfig, parts: TrainingParts, device: torch.device):
+    """The objective named by ``config.objective`` over ``parts`` (fresh optimisers)."""
+    context = ObjectiveContext(parts.model, parts.discriminator, config, device, dict(config.objective_args))
+    return registry.create("objective", config.objective, context=context)

@@ -73,16 +73,17 @@ def dataset_defaults(model_file: Path, dataset: Optional[str], root: Optional[st
 class StatsLog:
     """Appends one JSON object per epoch to ``stats.jsonl``, truncating lines past a resume."""
 
-    def __init__(self, run_dir: Path, resume_epoch: Optional[int] = None):
+    def __init__(self, run_dir: Path, resume_step: Optional[int] = None):
         self.path = Path(run_dir) / STATS_FILE
-        if resume_epoch is not None and self.path.exists():
-            self._keep_before(resume_epoch)
+        if resume_step is not None and self.path.exists():
+            self._keep_until(resume_step)
 
-    def _keep_before(self, epoch: int) -> None:
+    def _keep_until(self, step: int) -> None:
+        """Keep the epochs that ended at or before ``step`` (the resumed checkpoint's)."""
         kept = []
         for line in self.path.read_text().splitlines():
             try:
-                if json.loads(line).get("epoch", 0) < epoch:
+                if json.loads(line).get("step", 0) <= step:
                     kept.append(line)
             except json.JSONDecodeError:
                 break  # a line cut short by a kill: drop it and everything after

@@ -39,13 +39,24 @@ def pick_samples(dataset, identities, per_identity: int = 2, max_identities: int
                      [identities[label] for label in complete], per_identity)
 
 
+SAMPLE_SEED = 0  # the noise of every sheet: the same faces-to-be, epoch after epoch
+
+
 @torch.no_grad()
 def generate_faces(model, waves: torch.Tensor, device: torch.device, batch_size: int = 64) -> torch.Tensor:
-    """Faces for ``waves`` in eval mode (dropout off, running BatchNorm statistics), on the CPU."""
+    """Faces for ``waves`` in eval mode (dropout off, running BatchNorm statistics), on the CPU.
+
+    Drawn under a forked random state seeded with ``SAMPLE_SEED``: a generator with noise gets
+    the same noise every epoch, and training's own random state is left exactly as it was (so a
+    run resumed after a sheet continues as one that never stopped).
+    """
     was_training = model.training
     model.eval()
+    devices = [device] if device.type == "cuda" else []
     try:
-        faces = [model(chunk.to(device))[0].float().cpu() for chunk in waves.split(batch_size)]
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(SAMPLE_SEED)
+            faces = [model(chunk.to(device))[0].float().cpu() for chunk in waves.split(batch_size)]
     finally:
         model.train(was_training)
     return torch.cat(faces)

@@ -11,40 +11,20 @@ caller reads them once per log interval, so the loop never waits on the host.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from zoo.contracts import TermInputs
-
-
-@dataclass
-class Batch:
-    """One batch on the training device."""
-
-    wave: torch.Tensor  # [B, T]
-    image: torch.Tensor  # [B, 3, S, S] the faces paired with the speech
-    wrong: Optional[torch.Tensor]  # [B, 3, S, S] faces of other identities, or None
-    identity: torch.Tensor  # [B] int64
-
-
-@dataclass
-class WeightedTerm:
-    """A generator term with its coefficient."""
-
-    name: str
-    module: nn.Module
-    coefficient: float
+from zoo import Batch, Objective, ObjectiveContext, TermInputs
 
 
 class GanStep:
     """Our training iteration: callable on a ``Batch``, returning detached loss tensors."""
 
     def __init__(self, model: nn.Module, discriminator: nn.Module, raw_discriminator: nn.Module,
-                 adversarial: nn.Module, terms: list[WeightedTerm], optimizer_g, optimizer_d,
+                 adversarial: nn.Module, terms: list, optimizer_g, optimizer_d,
                  *, autocast_dtype: Optional[torch.dtype] = None,
                  memory_format: torch.memory_format = torch.contiguous_format):
         self.model = model  # SpeechToFace, possibly DDP-wrapped or compiled
@@ -61,7 +41,7 @@ class GanStep:
         self.score_separately = on_cpu and discriminator is raw_discriminator
 
     def autocast(self, device: torch.device):
-        """bf16 autocast where asked (CUDA); a no-op context otherwise."""
+        """bf16 autocast where asked; a no-op context otherwise."""
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
@@ -134,9 +114,31 @@ class GanStep:
         return stats
 
 
-def make_optimizer(module: nn.Module, lr: float, betas: tuple, device: torch.device):
-    """Adam as the seed used it; fused on CUDA, foreach (multi-tensor) elsewhere."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    if device.type == "cuda":
-        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
-    return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
+class GanObjective(Objective):
+    """wav2pix's conditional GAN: the generator side (encoder, generator, speaker classifier) and
+    the discriminator, each with its own Adam at ``--lr-g`` and ``--lr-d``."""
+
+    def __init__(self, context: ObjectiveContext):
+        super().__init__(context)
+        model, discriminator = context.model, context.discriminator
+        if discriminator is None:
+            raise ValueError("the gan objective needs a discriminator")
+        self.optimizers = {"generator": context.optimizer([model], context.config.lr_g),
+                           "discriminator": context.optimizer([discriminator], context.config.lr_d)}
+        self.adversarial = context.adversarial_loss()
+        self.terms = context.generator_terms()
+        self.gan_step = self._step_over(model, discriminator)
+
+    def _step_over(self, model: nn.Module, discriminator: nn.Module) -> GanStep:
+        c = self.context
+        return GanStep(model, discriminator, c.discriminator, self.adversarial, self.terms,
+                       self.optimizers["generator"], self.optimizers["discriminator"],
+                       autocast_dtype=c.autocast_dtype, memory_format=c.memory_format)
+
+    def bind(self, wrap) -> None:
+        """Run through the wrapped (DDP or compiled) model and discriminator."""
+        self.gan_step = self._step_over(wrap(self.context.model), wrap(self.context.discriminator))
+
+    def step(self, batch: Batch) -> dict:
+        """One GAN iteration (see ``GanStep``)."""
+        return self.gan_step(batch)

@@ -1,0 +1,21 @@
+"""The built-in training objectives: how a run learns.
+
+- ``gan``: wav2pix's conditional GAN step (``plugins.objectives.gan``), our default.
+- ``speaker_classifier``: the speech encoder and the speaker classifier on its embedding, trained
+  by cross entropy alone: voice2face's pretraining stage.
+"""
+
+from __future__ import annotations
+
+from plugins.objectives.classification import SpeakerClassifierObjective
+from plugins.objectives.gan import GanObjective
+from zoo import hookimpl
+
+
+@hookimpl
+def register_objectives(register):
+    """Register the built-in objectives."""
+    register("gan", GanObjective, trains=("encoder", "generator", "classifier", "discriminator"),
+             description="wav2pix's conditional GAN step: D on real, fake and mismatched pairs, G terms")
+    register("speaker_classifier", SpeakerClassifierObjective, trains=("encoder", "classifier"),
+             description="the speech encoder and its speaker classifier by cross entropy (a pretraining stage)")
