@@ -104,6 +104,17 @@ class IdentityTerm(GeneratorTerm):
         return F.cross_entropy(inputs.logits, inputs.identity)
 
 
+class FaceIdentityTerm(GeneratorTerm):
+    """Cross entropy of the discriminator's identity classifier on the generated faces, against
+    the speaker (voice2face's generator loss): the face must look like the right person."""
+
+    def forward(self, inputs: TermInputs) -> torch.Tensor:
+        """A scalar; 0 without a classifier head (training options refuse that combination)."""
+        if inputs.face_logits is None:
+            return inputs.fake.new_zeros(())
+        return F.cross_entropy(inputs.face_logits, inputs.identity)
+
+
 @hookimpl
 def register_losses(register):
     """Register the adversarial objectives and the generator terms."""
@@ -118,5 +129,7 @@ def register_losses(register):
     register("feature_matching", FeatureMatchingTerm, role="term", coefficient=100.0,
              option="l2_coef",
              description="MSE between batch-mean discriminator features on fake and real pairs")
+    register("face_identity", FaceIdentityTerm, role="term", coefficient=1.0, needs="classifier_head",
+             description="cross entropy of the discriminator's identity head on the fakes (voice2face)")
     register("identity", IdentityTerm, role="term", coefficient=20.0, option="softmax_coef",
              description="cross entropy of the speaker classifier on the speech embedding")

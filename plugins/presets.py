@@ -7,7 +7,7 @@ win. A preset may bring stages (``zoo.Stage``), each with its objective and shar
 
 from __future__ import annotations
 
-from zoo import Preset, hookimpl
+from zoo import Preset, Stage, hookimpl
 
 
 def wav2pix() -> Preset:
@@ -22,7 +22,30 @@ def wav2pix() -> Preset:
         reference="Duarte et al., Wav2Pix, ICASSP 2019; github.com/imatge-upc/wav2pix")
 
 
+def voice2face() -> Preset:
+    """voice2face (Wen, Singh and Raj, NeurIPS 2019): a log-mel CNN voice encoder pretrained as a
+    speaker classifier and then frozen; an unconditional face discriminator with an identity
+    classifier; the generator fools the first head and makes the classifier name the speaker."""
+    return Preset(
+        options={"encoder": "voice2face", "generator": "voice2face", "discriminator": "voice2face",
+                 "loss": "bce", "terms": ("face_identity",), "objective": "gan", "z_dim": 0, "embed_dim": 64,
+                 "lr_d": 2e-4, "lr_g": 2e-4, "beta1": 0.5, "beta2": 0.999},
+        stages=(Stage("pretrain_encoder", "speaker_classifier", share=0.25, options={"lr_g": 1e-3}),
+                Stage("gan", "gan", share=0.75, options={"freeze_encoder": True})),
+        reference="Wen, Singh and Raj, NeurIPS 2019; github.com/cmu-mlsp/reconstructing_faces_from_voices")
+
+
+def retrieval() -> Preset:
+    """The non-adversarial reference: name the speaker, show their mean real training face."""
+    return Preset(options={"generator": "retrieval", "objective": "retrieval", "terms": (), "lr_g": 1e-3},
+                  reference="a baseline of ours: speaker classification plus the identity's mean face")
+
+
 @hookimpl
 def register_presets(register):
     """Register the built-in presets."""
     register("wav2pix", wav2pix, description="wav2pix exactly: segan + spectral-normed dcgan + dcgan, lsgan, the seed's values")
+    register("voice2face", voice2face,
+             description="voice2face: pretrained frozen log-mel encoder, unconditional D with an identity head, BCE")
+    register("retrieval", retrieval,
+             description="baseline: the speech encoder names the speaker; the face is that identity's mean real face")

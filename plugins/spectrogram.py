@@ -43,7 +43,8 @@ class SpectrogramEncoder(SpeechEncoder):
     """
 
     def __init__(self, sample_rate: int = 16000, num_samples: int = 16000, embed_dim: int = 128,
-                 n_mels: int = 64, window_ms: float = 25.0, hop_ms: float = 10.0, width: int = 128):
+                 n_mels: int = 64, window_ms: float = 25.0, hop_ms: float = 10.0, width: int = 128,
+                 f_min: float = 0.0, f_max: float | None = None, n_fft: int | None = None):
         super().__init__(sample_rate=sample_rate, num_samples=num_samples, embed_dim=embed_dim)
         import torchaudio  # lazy: keeps CLI start-up fast
 
@@ -56,16 +57,22 @@ class SpectrogramEncoder(SpeechEncoder):
             )
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=sample_rate,
-            n_fft=1 << (win_length - 1).bit_length(),  # the next power of two: a fast FFT
+            n_fft=n_fft or 1 << (win_length - 1).bit_length(),  # default: the next power of two
             win_length=win_length,
             hop_length=hop_length,
             n_mels=n_mels,
+            f_min=f_min,
+            f_max=f_max,
             pad_mode="constant",  # reflect padding fails on clips shorter than half a window
         )
+        self.build_network(n_mels, width, embed_dim)
+        init_weights(self)  # the same initialisation as every built-in
+
+    def build_network(self, n_mels: int, width: int, embed_dim: int) -> None:
+        """The convolutions over the mel bands and the head to the embedding."""
         widths = [n_mels] + [width * m for m in STAGE_MULTIPLIERS]
         self.cnn = nn.Sequential(*(conv_stage(a, b) for a, b in zip(widths, widths[1:])))
         self.head = nn.Linear(widths[-1], embed_dim)
-        init_weights(self)  # the same initialisation as every built-in
 
     def features(self, wave: torch.Tensor) -> torch.Tensor:
         """``wave[B, T]`` -> normalised log-mel ``[B, n_mels, frames]``, always in float32."""
@@ -79,12 +86,44 @@ class SpectrogramEncoder(SpeechEncoder):
         return self.head(x.mean(dim=-1))
 
 
+VOICE2FACE_CHANNELS = (256, 384, 576, 864)
+
+
+class Voice2FaceEncoder(SpectrogramEncoder):
+    """voice2face's voice embedding network (Wen, Singh and Raj, NeurIPS 2019), rebuilt: 64 log-mel
+    bands (20 to 7,200 Hz, 25 ms windows every 10 ms, 1,024-point FFT, normalised per band), four
+    Conv1d k3 s2 stages 64 -> 256 -> 384 -> 576 -> 864 with BatchNorm and ReLU, a last Conv1d k3 s2
+    to the embedding, average over time, and L2 normalisation (their training script normalises
+    the embedding before the generator sees it; here it is part of the encoder, so generation
+    always agrees). Their voice activity detection happens before the features (``zoo`` drops
+    silent windows of a long clip before they reach any encoder).
+    """
+
+    def __init__(self, sample_rate: int = 16000, num_samples: int = 16000, embed_dim: int = 64):
+        super().__init__(sample_rate=sample_rate, num_samples=num_samples, embed_dim=embed_dim, n_mels=64,
+                         window_ms=25.0, hop_ms=10.0, f_min=20.0, f_max=7200.0, n_fft=1024)
+
+    def build_network(self, n_mels: int, width: int, embed_dim: int) -> None:
+        """Their exact stack: no head, the last convolution gives the embedding."""
+        widths = (n_mels,) + VOICE2FACE_CHANNELS
+        self.cnn = nn.Sequential(*(conv_stage(a, b) for a, b in zip(widths, widths[1:])),
+                                 nn.Conv1d(widths[-1], embed_dim, 3, stride=2, padding=1, bias=True))
+        self.head = nn.Identity()
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """``wave[B, T]`` -> an L2-normalised ``[B, embed_dim]`` embedding."""
+        x = self.cnn(self.features(wave)).mean(dim=-1)
+        return torch.nn.functional.normalize(x, dim=1)
+
+
 @hookimpl
 def register_encoders(register):
-    """Register ``spectrogram``, the log-mel CNN encoder."""
+    """Register ``spectrogram``, the log-mel CNN encoder, and voice2face's encoder."""
     register(
         "spectrogram",
         SpectrogramEncoder,
         description="log-mel features (torchaudio) + 1-D CNN + time pooling, after Wen et al. 2019",
         family="spectrogram",
     )
+    register("voice2face", Voice2FaceEncoder, family="spectrogram",
+             description="voice2face's encoder (Wen et al. 2019): 64 log-mel bands, 1-D CNN to 864, 64-d unit embedding")

@@ -45,7 +45,11 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """``forward(image, embedding) -> (score[B], features)``.
 
-    ``features`` are the trunk activations that feature matching compares.
+    ``features`` are the trunk activations that feature matching compares. A discriminator may
+    also carry an identity classifier (voice2face's): ``classify(features) -> logits[B, N]`` on the
+    features its forward returned, registered with ``classifier_head=True`` and taking a
+    ``num_identities`` argument (the core fills it in). Register ``conditional=False`` when it
+    ignores the speech embedding: it is then never shown mismatched pairs.
     """
 
     def __init__(self, *, image_size: int, embed_dim: int):
@@ -81,6 +85,7 @@ class TermInputs:
     real_features: torch.Tensor  # discriminator trunk features of (real, embedding)
     logits: Optional[torch.Tensor]  # speaker classifier output [B, N], None without one
     identity: torch.Tensor  # [B] int64 identity labels
+    face_logits: Optional[torch.Tensor] = None  # the discriminator's identity head on the fakes [B, N]
 
 
 class GeneratorTerm(nn.Module):

@@ -14,6 +14,7 @@ import contextlib
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -26,7 +27,8 @@ class GanStep:
     def __init__(self, model: nn.Module, discriminator: nn.Module, raw_discriminator: nn.Module,
                  adversarial: nn.Module, terms: list, optimizer_g, optimizer_d,
                  *, autocast_dtype: Optional[torch.dtype] = None,
-                 memory_format: torch.memory_format = torch.contiguous_format):
+                 memory_format: torch.memory_format = torch.contiguous_format,
+                 use_wrong: bool = True, classifier_coef: float = 1.0):
         self.model = model  # SpeechToFace, possibly DDP-wrapped or compiled
         self.discriminator = discriminator  # possibly DDP-wrapped: used for its own update
         self.raw_discriminator = raw_discriminator  # the plain module: scored for the generator
@@ -36,6 +38,10 @@ class GanStep:
         self.optimizer_d = optimizer_d
         self.autocast_dtype = autocast_dtype
         self.memory_format = memory_format  # the layout the models were put in
+        self.use_wrong = use_wrong  # False for an unconditional discriminator: a real face is real
+        # A discriminator with an identity head (voice2face's) also learns to name real faces.
+        self.classifies = hasattr(raw_discriminator, "classify")
+        self.classifier_coef = classifier_coef
         # Groups scored one by one on the CPU, with the plain module only (DDP expects one forward).
         on_cpu = next(raw_discriminator.parameters()).device.type == "cpu"
         self.score_separately = on_cpu and discriminator is raw_discriminator
@@ -57,23 +63,31 @@ class GanStep:
 
     def discriminator_update(self, batch: Batch, fake, embedding, device) -> dict:
         """Score real, fake and mismatched pairs with one set of weights; step the discriminator."""
-        groups = [batch.image, fake.detach()] + ([batch.wrong] if batch.wrong is not None else [])
+        wrong_images = batch.wrong if self.use_wrong else None
+        groups = [batch.image, fake.detach()] + ([wrong_images] if wrong_images is not None else [])
         condition = embedding.detach().float()
         with self.autocast(device):
-            scores = self.score_groups(groups, condition)
+            scores, real_features = self.score_groups(groups, condition)
         real, fake_scores, *rest = scores.float().split(batch.wave.shape[0])
         wrong = rest[0] if rest else None
         loss = self.adversarial.discriminator_loss(real, fake_scores, wrong)
+        classified = {}
+        if self.classifies:
+            real_logits = self.raw_discriminator.classify(real_features.float())
+            classified["d_classifier"] = F.cross_entropy(real_logits, batch.identity)
+            loss = loss + self.classifier_coef * classified["d_classifier"]
         self.optimizer_d.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer_d.step()
         stats = {"d_loss": loss.detach(), "d_real": real.detach().mean(), "d_fake": fake_scores.detach().mean()}
         if wrong is not None:
             stats["d_wrong"] = wrong.detach().mean()
+        stats.update({k: v.detach() for k, v in classified.items()})
         return stats
 
-    def score_groups(self, groups: list, condition: torch.Tensor) -> torch.Tensor:
-        """Discriminator scores of each group of images, concatenated in order.
+    def score_groups(self, groups: list, condition: torch.Tensor) -> tuple:
+        """Discriminator scores of each group of images, concatenated in order, and the trunk
+        features of the first group (the real faces).
 
         On the GPU one batched forward keeps the device busy. On the CPU three forwards of one
         batch each run faster than one of three batches (their activations stay in cache), so
@@ -81,10 +95,11 @@ class GanStep:
         (``parametrize.cached``), so both ways mean the same single power iteration.
         """
         if not self.score_separately:
-            scores, _ = self.discriminator(torch.cat(groups), condition.repeat(len(groups), 1))
-            return scores
+            scores, features = self.discriminator(torch.cat(groups), condition.repeat(len(groups), 1))
+            return scores, features[: groups[0].shape[0]]
         with parametrize.cached():
-            return torch.cat([self.discriminator(group, condition)[0] for group in groups])
+            outputs = [self.discriminator(group, condition) for group in groups]
+        return torch.cat([scores for scores, _ in outputs]), outputs[0][1]
 
     def generator_update(self, batch: Batch, fake, embedding, logits, device) -> dict:
         """Adversarial loss through the frozen discriminator plus the weighted terms."""
@@ -98,9 +113,11 @@ class GanStep:
         finally:
             critic.requires_grad_(True)
         adversarial = self.adversarial.generator_loss(fake_scores.float())
+        face_logits = critic.classify(fake_features.float()) if self.classifies else None
         inputs = TermInputs(fake=fake, real=batch.image, fake_features=fake_features.float(),
                             real_features=real_features.float().detach(),
-                            logits=None if logits is None else logits.float(), identity=batch.identity)
+                            logits=None if logits is None else logits.float(), identity=batch.identity,
+                            face_logits=face_logits)
         total = adversarial
         stats = {"g_adversarial": adversarial.detach()}
         for term in self.terms:
@@ -131,9 +148,11 @@ class GanObjective(Objective):
 
     def _step_over(self, model: nn.Module, discriminator: nn.Module) -> GanStep:
         c = self.context
+        conditional = c.component_meta("discriminator", c.config.discriminator).get("conditional", True)
         return GanStep(model, discriminator, c.discriminator, self.adversarial, self.terms,
                        self.optimizers["generator"], self.optimizers["discriminator"],
-                       autocast_dtype=c.autocast_dtype, memory_format=c.memory_format)
+                       autocast_dtype=c.autocast_dtype, memory_format=c.memory_format,
+                       use_wrong=conditional, classifier_coef=float(c.options.get("classifier_coef", 1.0)))
 
     def bind(self, wrap) -> None:
         """Run through the wrapped (DDP or compiled) model and discriminator."""

@@ -159,9 +159,13 @@ def validate(config: TrainConfig) -> None:
         raise UsageError(f"--loss '{config.loss}' is a generator term; choose an adversarial "
                          f"loss: {', '.join(_losses('adversarial'))}")
     for term in config.terms:
-        if registry.get("loss", term).meta.get("role") != "term":
+        meta = registry.get("loss", term).meta
+        if meta.get("role") != "term":
             raise UsageError(f"--terms '{term}' is not a generator term; choose from: "
                              f"{', '.join(_losses('term'))}")
+        if meta.get("needs") and not registry.get("discriminator", config.discriminator).meta.get(meta["needs"]):
+            raise UsageError(f"--terms '{term}' needs a discriminator registered with {meta['needs']}=True; "
+                             f"'{config.discriminator}' is not")
     for kind, name in (("generator", config.generator), ("discriminator", config.discriminator)):
         sizes = registry.get(kind, name).meta.get("sizes")
         if sizes and config.image_size not in sizes:

@@ -51,6 +51,10 @@ class ObjectiveContext:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
+    def component_meta(self, kind: str, name: str) -> dict:
+        """What a registered component's plugin said about it (``conditional``, ``sizes`` ...)."""
+        return dict(registry.get(kind, name).meta)
+
     def adversarial_loss(self) -> nn.Module:
         """The adversarial objective named by ``--loss``, on the device."""
         return registry.create("loss", self.config.loss).to(self.device)

@@ -78,8 +78,6 @@ class Trainer:
             self.restored = self._restore(Path(config.resume))
         else:
             self._load_pretrained()
-        if config.freeze_encoder:
-            self.model.freeze_encoder()
         self.writer = self._tensorboard()
         return self
 
@@ -155,6 +153,8 @@ class Trainer:
     # -- stages ------------------------------------------------------------------------------
     def _enter_stage(self, stage: StagePlan) -> None:
         """A fresh objective for ``stage``: its optimisers restored when resuming inside it."""
+        if stage.config.freeze_encoder and not self.model.encoder_frozen:
+            self.model.freeze_encoder()
         self.objective = build_objective(stage.config, self.parts, self.device)
         restored = self.restored
         if restored is not None and self.position.stage == stage.index:
