@@ -28,8 +28,9 @@ def allow(monkeypatch, *names):
     registry.reset()
 
 
-def test_kinds_are_the_six_of_the_design():
-    assert registry.KINDS == ("encoder", "generator", "discriminator", "loss", "dataset", "metric")
+def test_kinds_are_the_design_s_and_the_trainer_s():
+    assert registry.KINDS == ("encoder", "generator", "discriminator", "loss", "objective", "preset",
+                              "dataset", "metric")
 
 
 def test_plugin_is_discovered_with_its_distribution(plugin_path, monkeypatch):

@@ -20,6 +20,7 @@ from zoo.media.audio import AUDIO_EXTENSIONS, FALLBACK_EXTENSIONS, ShortClipWarn
 from zoo.callbacks import SILENT, Progress
 from zoo.errors import UsageError, ZooError
 from zoo.media.images import save_grid, save_image
+from zoo.media.vad import voiced_windows
 from zoo.model.pipeline import FacePipeline
 
 
@@ -101,11 +102,14 @@ class Drawer:
             wave = load_audio(path, self.pipeline.sample_rate, normalise=False)
             seconds = wave.shape[-1] / self.pipeline.sample_rate
             if wave.shape[-1] > self.window:
-                windows = sliding_windows(wave, self.window, self.hop)
+                windows = sliding_windows(wave, self.window, self.hop, normalise=False)
             else:
-                windows = peak_normalise(fit_length(wave, self.window)).unsqueeze(0)
+                windows = fit_length(wave, self.window).unsqueeze(0)
         note = f"zero-padded from {seconds:.2f} s" if any(issubclass(w.category, ShortClipWarning) for w in caught) else ""
-        embeddings = self._embed(windows)
+        voiced = voiced_windows(windows, self.pipeline.sample_rate, str(path))  # before each is normalised
+        if len(voiced) < windows.shape[0]:
+            note = ", ".join(filter(None, [note, f"{windows.shape[0] - len(voiced)} silent windows dropped"]))
+        embeddings = self._embed(peak_normalise(windows[voiced]))
         return embeddings, embeddings.mean(dim=0, keepdim=True), seconds, note
 
     def _embed(self, windows: torch.Tensor) -> torch.Tensor:
