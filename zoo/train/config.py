@@ -49,6 +49,7 @@ class TrainConfig:
     # optimisation
     epochs: int = 200  # seed value: right for real data on a GPU
     max_steps: Optional[int] = None  # stop after this many iterations (short runs, tests)
+    max_minutes: Optional[float] = None  # stop after this much training time (a compare budget)
     batch_size: int = 64
     lr_d: float = 4e-4  # discriminator learning rate (seed)
     lr_g: float = 1e-4  # generator learning rate (seed)
@@ -212,12 +213,14 @@ def _check_positive(config: TrainConfig) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be positive, not {getattr(config, name)}")
     if config.max_steps is not None and config.max_steps <= 0:
         raise UsageError(f"--max-steps must be positive, not {config.max_steps}")
+    if config.max_minutes is not None and config.max_minutes <= 0:
+        raise UsageError(f"--max-minutes must be positive, not {config.max_minutes}")
     if config.z_dim < 0 or config.num_workers < 0:
         raise UsageError("--z-dim and --num-workers cannot be negative")
 
 
 # Options that may change when a run is resumed: they do not change what is being learned.
-RESUMABLE = {"epochs", "max_steps", "quiet", "num_workers", "device", "log_every", "resume", "inference"}
+RESUMABLE = {"epochs", "max_steps", "max_minutes", "quiet", "num_workers", "device", "log_every", "resume", "inference"}
 
 
 def for_resume(run_dir: str, user: dict) -> tuple[TrainConfig, dict]:

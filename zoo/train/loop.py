@@ -207,7 +207,8 @@ class Trainer:
         if len(self.stages) > 1:
             self.callbacks.message(f"stage {stage.index + 1}/{len(self.stages)}: {stage.name} "
                                    f"({stage.config.objective}, {total} steps)")
-        while self.position.epoch < stage.epochs and self.position.stage_step < total:
+        while (self.position.epoch < stage.epochs and self.position.stage_step < total
+               and not stage.out_of_time(self.position.stage_seconds)):
             if self._run_epoch(stage, total, log_stats):
                 return True
         if self.saved_step != self.position.step:  # the stage ended mid-epoch (--max-steps)
@@ -218,15 +219,19 @@ class Trainer:
     def _run_epoch(self, stage: StagePlan, total: int, log_stats: Optional[StatsLog]) -> bool:
         """Train one epoch (or its rest after a resume); True when asked to stop."""
         meter, started, position = LossMeter(), time.perf_counter(), self.position
+        tick = started
         for batch in self.data.epoch(position.epoch, position.batch_in_epoch):
             stats = self.objective.step(batch)
             meter.add(stats, batch.wave.shape[0] * self.procs.world_size)
-            position.advance()
+            now = time.perf_counter()
+            position.advance(now - tick)
+            tick = now
             self.callbacks.on_step(position.step, position.epochs_done, meter.pairs)
             if position.step % self.config.log_every == 0:
                 self._log(meter.interval())
             stop = self._agreed(self.should_stop())
-            if (stop or position.stage_step >= total) and position.batch_in_epoch < self.data.steps_per_epoch:
+            spent = position.stage_step >= total or self._agreed(stage.out_of_time(position.stage_seconds))
+            if (stop or spent) and position.batch_in_epoch < self.data.steps_per_epoch:
                 check_finite(meter.epoch_means(), position.step, self.last_checkpoint)
                 return stop  # resume continues mid-epoch
             if stop:
@@ -253,7 +258,7 @@ class Trainer:
         means = meter.epoch_means()
         check_finite(means, self.position.step, self.last_checkpoint)
         record = {"epoch": self.position.epochs_done, "step": self.position.step, **means,
-                  "pairs_per_s": meter.pairs / max(seconds, 1e-9)}
+                  "pairs_per_s": meter.pairs / max(seconds, 1e-9), "seconds": round(self.position.seconds, 3)}
         if len(self.stages) > 1:
             record["stage"] = stage.name
         self.position.end_epoch()

@@ -25,6 +25,11 @@ class StagePlan:
     config: TrainConfig  # the run's options with the stage's applied (objective among them)
     epochs: int
     max_steps: Optional[int]  # this stage's part of --max-steps, if one was given
+    max_seconds: Optional[float] = None  # this stage's part of --max-minutes, if one was given
+
+    def out_of_time(self, stage_seconds: float) -> bool:
+        """Whether this stage's part of ``--max-minutes`` is spent."""
+        return self.max_seconds is not None and stage_seconds >= self.max_seconds
 
     def total_steps(self, steps_per_epoch: int) -> int:
         """Iterations in this stage: its epochs, capped by its part of ``--max-steps``."""
@@ -46,9 +51,12 @@ def plan_stages(config: TrainConfig, sources: dict) -> list[StagePlan]:
     shares = [float(s.get("share", 1.0)) for s in stages]
     epochs = split_budget(config.epochs, shares)
     steps = split_budget(config.max_steps, shares) if config.max_steps is not None else [None] * len(stages)
+    seconds = [None] * len(stages)
+    if config.max_minutes is not None:
+        seconds = [60.0 * config.max_minutes * share / sum(shares) for share in shares]
     plans = []
     for index, stage in enumerate(stages):
         overrides = {k: v for k, v in stage.get("options", {}).items() if sources.get(k) != "option"}
         stage_config = dataclasses.replace(config, objective=stage["objective"], **overrides)
-        plans.append(StagePlan(index, stage["name"], stage_config, epochs[index], steps[index]))
+        plans.append(StagePlan(index, stage["name"], stage_config, epochs[index], steps[index], seconds[index]))
     return plans

@@ -28,9 +28,13 @@ class Position:
     stage_step: int = 0
     step: int = 0  # iterations over the whole run
     epochs_done: int = 0  # completed epochs over the whole run (names sample sheets, checkpoints)
+    seconds: float = 0.0  # training time over the whole run (steps only: not saving or sheets)
+    stage_seconds: float = 0.0  # training time within the current stage
 
-    def advance(self) -> None:
-        """One iteration done."""
+    def advance(self, seconds: float) -> None:
+        """One iteration done, which took ``seconds``."""
+        self.seconds += seconds
+        self.stage_seconds += seconds
         self.step += 1
         self.stage_step += 1
         self.batch_in_epoch += 1
@@ -43,7 +47,7 @@ class Position:
 
     def next_stage(self) -> "Position":
         """The start of the following stage."""
-        return Position(stage=self.stage + 1, step=self.step, epochs_done=self.epochs_done)
+        return Position(stage=self.stage + 1, step=self.step, epochs_done=self.epochs_done, seconds=self.seconds)
 
 
 def _gathered_random_states(procs: Processes) -> list:
