@@ -143,13 +143,26 @@ def _temporary_beside(target: Path, folder: bool) -> Path:
 
 
 def _replace_folder(temporary: Path, target: Path) -> None:
-    """Put a finished folder at ``target``, moving an older one aside first and deleting it after."""
+    """Put a finished folder at ``target``, moving an older one aside first and deleting it after.
+
+    If the new folder cannot take its place, the older one is put back: a failed save never
+    loses the last good one.
+    """
     if not target.exists() and not target.is_symlink():
         os.rename(temporary, target)
         return
     old = Path(tempfile.mkdtemp(prefix=f"{TEMPORARY_PREFIX}old-{target.name}-", dir=target.parent))
-    os.rename(target, old / target.name)
-    os.rename(temporary, target)
+    try:
+        os.rename(target, old / target.name)
+    except OSError:
+        shutil.rmtree(old, ignore_errors=True)
+        raise
+    try:
+        os.rename(temporary, target)
+    except OSError:
+        os.rename(old / target.name, target)
+        shutil.rmtree(old, ignore_errors=True)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
