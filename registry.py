@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Optional
 import pluggy
 
 from zoo import hookspecs
-from zoo.errors import PluginError, UnknownComponentError, UsageError, last_line
+from zoo.errors import PluginError, UnknownComponentError, UsageError, ZooError, last_line
 from zoo.hookspecs import HOOK_OF_KIND, KINDS, PROJECT
 
 ENTRY_POINT_GROUP = PROJECT
@@ -111,7 +111,9 @@ class Registry:
             return  # the same distribution seen twice on sys.path: load it once
         try:
             module = entry_point.load()
-        except Exception as exc:  # a broken plugin must never stop discovery
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a broken plugin (even one calling sys.exit) never stops discovery
             self.failures.append(PluginFailure(plugin_name, dist_name, last_line(exc, with_type=True)))
             return
         self.add_plugin(module, name=plugin_name, distribution=dist_name, version=version)
@@ -146,7 +148,9 @@ class Registry:
 
             try:
                 impl.function(**{arg: register for arg in impl.argnames})
-            except Exception as exc:  # one bad hook spoils only its own registrations
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # one bad hook spoils only its own registrations
                 self.failures.append(PluginFailure(info.name, info.distribution, last_line(exc, with_type=True)))
                 continue
             for component in staged:
@@ -244,10 +248,24 @@ def get(kind: str, name: str) -> Component:
     return get_registry().get(kind, name)
 
 
+def signature_of(factory: Callable) -> Optional[inspect.Signature]:
+    """The factory's signature, or None where inspect cannot read one (a C or builtin callable)."""
+    try:
+        return inspect.signature(factory)
+    except (TypeError, ValueError):
+        return None
+
+
 def parameters(factory: Callable) -> list[dict]:
-    """The factory's keyword parameters: name, type (as written) and default (None if required)."""
+    """The factory's keyword parameters: name, type (as written) and default (None if required).
+
+    Empty for a factory whose signature cannot be read: it then takes what its author documents.
+    """
+    signature = signature_of(factory)
+    if signature is None:
+        return []
     params = []
-    for p in inspect.signature(factory).parameters.values():
+    for p in signature.parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         annotation = p.annotation
@@ -292,9 +310,9 @@ def check_arguments(kind: str, name: str, kwargs: dict) -> dict:
     """Drop arguments left at None and refuse those the factory does not take."""
     c = get(kind, name)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    signature = inspect.signature(c.factory)
-    if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
-        return kwargs
+    signature = signature_of(c.factory)
+    if signature is None or any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        return kwargs  # nothing to check against: the factory itself accepts or refuses them
     valid = [p["name"] for p in parameters(c.factory)]
     for key in kwargs:
         if key not in valid:
@@ -311,8 +329,13 @@ def create(kind: str, name: str, **kwargs) -> Any:
     kwargs = check_arguments(kind, name, kwargs)
     try:
         return c.factory(**kwargs)
+    except ZooError:
+        raise  # already one line (a dataset's DataError, say)
     except ValueError as exc:  # factories reject bad configurations with ValueError
-        raise UsageError(f"{kind} '{name}': {exc}") from None
+        raise UsageError(f"{kind} '{name}': {last_line(exc)}") from None
+    except Exception as exc:  # anything else is the plugin's failure: named, in one line
+        raise PluginError(f"{kind} '{name}' from {c.distribution} failed to build: "
+                          f"{last_line(exc, with_type=True)}") from None
 
 
 def distributions() -> list[dict]:

@@ -17,6 +17,8 @@ from zoo import SpeechEncoder, hookimpl, init_weights
 
 LOG_FLOOR = 1e-6  # keeps log() finite on silent frames
 STAGE_MULTIPLIERS = (1, 2, 2, 4)  # stage widths as multiples of ``width``
+MAX_WINDOW_MS = 1000.0  # a longer analysis window is no speech feature, only a huge FFT
+MAX_MELS = 512
 
 
 def conv_stage(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -55,16 +57,21 @@ class SpectrogramEncoder(SpeechEncoder):
                 f"window ({window_ms} ms), hop ({hop_ms} ms), n_mels ({n_mels}), width ({width}) "
                 f"and embed_dim ({embed_dim}) must all be positive at {sample_rate} Hz"
             )
-        self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=sample_rate,
-            n_fft=n_fft or 1 << (win_length - 1).bit_length(),  # default: the next power of two
-            win_length=win_length,
-            hop_length=hop_length,
-            n_mels=n_mels,
-            f_min=f_min,
-            f_max=f_max,
-            pad_mode="constant",  # reflect padding fails on clips shorter than half a window
-        )
+        if max(window_ms, hop_ms) > MAX_WINDOW_MS or n_mels > MAX_MELS:
+            raise ValueError(f"window and hop must be at most {MAX_WINDOW_MS} ms and n_mels at most {MAX_MELS}")
+        # The filter bank is computed on the CPU even when the module is built on the meta
+        # device (shapes only, as a checkpoint is checked before loading): torchaudio reads it.
+        with torch.device("cpu"):
+            self.mel = torchaudio.transforms.MelSpectrogram(
+                sample_rate=sample_rate,
+                n_fft=n_fft or 1 << (win_length - 1).bit_length(),  # default: the next power of two
+                win_length=win_length,
+                hop_length=hop_length,
+                n_mels=n_mels,
+                f_min=f_min,
+                f_max=f_max,
+                pad_mode="constant",  # reflect padding fails on clips shorter than half a window
+            )
         self.build_network(n_mels, width, embed_dim)
         init_weights(self)  # the same initialisation as every built-in
 

@@ -38,3 +38,22 @@ GOOD_PLUGIN = '''
 BROKEN_PLUGIN = '''
     raise RuntimeError("this plugin is broken on purpose")
 '''
+
+EDGE_PLUGIN = '''
+    from zoo import hookimpl
+
+    def kaput(width: int = 1):
+        """A factory with a bug: it raises something other than ValueError."""
+        raise RuntimeError("kaput inside the factory")
+
+    @hookimpl
+    def register_encoders(register):
+        register("c_factory", dict, description="a builtin factory inspect cannot read")
+        register("kaput_enc", kaput, description="a factory that crashes")
+'''
+
+EXITING_PLUGIN = '''
+    import sys
+
+    sys.exit("this plugin calls sys.exit while it imports")
+'''

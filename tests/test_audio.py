@@ -91,6 +91,32 @@ def test_pyav_fallback_reads_m4a(tmp_path):
     assert dominant_frequency(wave, 16000) == pytest.approx(440, abs=15)
 
 
+@pytest.mark.parametrize("ext", ["mka", "mkv"])
+def test_pyav_fallback_reads_packed_stereo_pcm_per_channel_at_full_scale(tmp_path, ext):
+    """Interleaved 16-bit stereo in Matroska: each channel keeps its own tone at its own level."""
+    av = pytest.importorskip("av")
+    rate, path = 16000, tmp_path / f"stereo.{ext}"
+    t = np.arange(rate) / rate
+    levels, tones = (0.5, 0.25), (300.0, 1100.0)
+    pcm = (np.stack([level * np.sin(2 * np.pi * f * t) for level, f in zip(levels, tones)], axis=1)
+           * 32767).astype(np.int16)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=rate, layout="stereo")
+        for start in range(0, rate, 1024):
+            frame = av.AudioFrame.from_ndarray(pcm[start:start + 1024].reshape(1, -1), format="s16", layout="stereo")
+            frame.sample_rate = rate
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    samples, read_rate = audio.read_audio(path)
+    assert read_rate == rate and samples.shape == (rate, 2) and samples.dtype == np.float32
+    for channel, (level, freq) in enumerate(zip(levels, tones)):
+        wave = torch.from_numpy(samples[:, channel].copy())
+        assert band_energy(wave, rate, freq) > 0.95, f"channel {channel} lost its {freq} Hz tone"
+        assert np.abs(samples[:, channel]).max() == pytest.approx(level, abs=1e-3)  # scaled, not 16383
+
+
 # -- bad input: one line, the file's name, the right kind of error ----------------------------------
 
 

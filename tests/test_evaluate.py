@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fake_pipelines import ConstantPipeline, EveryNth, PairedFacePipeline, tiny_checkpoint
+from train_helpers import run_cli
 
 TINY_CLASSIFIER = dict(epochs=1, min_steps=40, batch_size=32)
 CLASSIFIER_METRICS = ["identity_accuracy", "recall_at_k", "frechet_distance", "kid"]
@@ -185,7 +186,8 @@ def test_command_json_and_out(run_folder, tmp_path):
     (["--metric-arg", "fid"], "NAME.KEY=VALUE"),
 ])
 def test_command_usage_errors_exit_2_with_one_line(run_folder, args, message):
-    result = _cli("--checkpoint", str(run_folder), *args)
-    assert result.exit_code == 2
-    assert message in result.output
-    assert "Traceback" not in result.output
+    result = run_cli(["evaluate", "--checkpoint", str(run_folder), *args])  # a real process
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and result.stderr.rstrip().endswith(errors[0])
+    assert "Traceback" not in result.stderr + result.stdout

@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from datatrees import BAD_KINDS, tone, write_audio, write_bad_audio
@@ -96,14 +96,15 @@ def test_windows_and_fusion_for_a_long_clip(run_dir, tmp_path):
     assert grid.shape[0] > 64 and (tmp_path / "out" / "long.png").is_file()
 
 
-@pytest.mark.parametrize("kind", BAD_KINDS)
-def test_each_bad_audio_kind_fails_alone_with_one_line(run_dir, speech, tmp_path, kind):
-    bad, _ = write_bad_audio(tmp_path, kind)
-    result = generate(bad, speech, "--checkpoint", run_dir, "--out", tmp_path / "out")
+def test_each_bad_audio_kind_fails_alone_with_one_line(run_dir, speech, tmp_path):
+    """Every kind of bad file in one real process: each is one line, the good file still drawn."""
+    bad = [write_bad_audio(tmp_path / kind, kind)[0] for kind in BAD_KINDS if not (tmp_path / kind).mkdir()]
+    result = run_cli(["generate", *map(str, bad), str(speech), "--checkpoint", str(run_dir), "--out", str(tmp_path / "out")])
     assert result.returncode == 1
-    assert "Traceback" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
     failed = [line for line in result.stdout.splitlines() if line.startswith("failed")]
-    assert len(failed) == 1 and bad.name in failed[0]
+    assert len(failed) == len(BAD_KINDS), result.stdout
+    assert all(any(str(path) in line for line in failed) for path in bad)
     assert (tmp_path / "out" / "hello.png").is_file()  # the good file is still drawn
 
 
@@ -130,6 +131,14 @@ def test_no_checkpoint_says_how_to_train(speech, tmp_path):
     assert result.stderr.count("\n") == 1
 
 
+def _with_description(model, target, change):
+    """A copy of ``model`` whose description is ``change``d (the weights are the same)."""
+    description = json.loads(json.dumps(checkpoints.read_description(model)))
+    change(description)
+    save_file(load_file(str(model)), str(target), metadata={checkpoints.METADATA_KEY: json.dumps(description)})
+    return target
+
+
 def _bad_checkpoints(run_dir, folder):
     model = run_dir / "checkpoints" / "last" / checkpoints.MODEL_FILE
     truncated = folder / "truncated.safetensors"
@@ -138,23 +147,36 @@ def _bad_checkpoints(run_dir, folder):
     pickled.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
     torch_file = folder / "torch.pt"
     torch.save({"w": torch.zeros(2)}, torch_file)
+    random_bytes = folder / "random.safetensors"
+    random_bytes.write_bytes(np.random.default_rng(0).bytes(8192))
     wrong = folder / "wrong.safetensors"
     description = checkpoints.read_description(model)
     description["components"]["encoder"]["name"] = "segan"  # a description the weights don't fit
     save_file({"encoder.x": torch.zeros(1)}, str(wrong), metadata={checkpoints.METADATA_KEY: json.dumps(description)})
-    missing = folder / "plugin.safetensors"
-    description = checkpoints.read_description(model)
-    description["components"]["encoder"].update(name="tiny_conv", distribution="wav2pix-zoo-example")
-    save_file({"x": torch.zeros(1)}, str(missing), metadata={checkpoints.METADATA_KEY: json.dumps(description)})
-    return {"truncated": (truncated, "truncated"), "pickle": (pickled, "never unpickles"),
-            "torch": (torch_file, "never unpickles"), "wrong": (wrong, "do not match the model architecture"),
-            "plugin": (missing, "wav2pix-zoo-example")}
+    components = lambda d: d["components"]  # noqa: E731
+    cases = {
+        "truncated": (truncated, "truncated"), "pickle": (pickled, "never unpickles"),
+        "torch": (torch_file, "never unpickles"), "random": (random_bytes, "not a readable safetensors"),
+        "wrong": (wrong, "do not match the model architecture"),
+        "plugin": (_with_description(model, folder / "plugin.safetensors", lambda d: components(d)["encoder"].update(
+            name="tiny_conv", distribution="wav2pix-zoo-example")), "(pip install wav2pix-zoo-example)"),
+        "bad_distribution": (_with_description(model, folder / "shell.safetensors", lambda d: components(d)["encoder"].update(
+            name="tiny_conv", distribution="totally-legit; rm -rf ~")), "no install command is suggested"),
+        "kwargs_not_a_mapping": (_with_description(model, folder / "kwargs.safetensors", lambda d: components(d)["encoder"].update(
+            kwargs=[1, 2])), "kwargs must be a mapping"),
+        "missing_key": (_with_description(model, folder / "missing.safetensors", lambda d: d.pop("identities")),
+                        "lacks identities"),
+        "embed_dim_1e9": (_with_description(model, folder / "huge.safetensors", lambda d: components(d)["encoder"]["kwargs"].update(
+            embed_dim=10**9)), "embed_dim 1000000000, outside"),
+    }
+    return cases
 
 
-@pytest.mark.parametrize("case", ["truncated", "pickle", "torch", "wrong", "plugin"])
+@pytest.mark.parametrize("case", ["truncated", "pickle", "torch", "random", "wrong", "plugin", "bad_distribution",
+                                  "kwargs_not_a_mapping", "missing_key", "embed_dim_1e9"])
 def test_bad_checkpoints_are_refused_with_one_line(run_dir, speech, tmp_path, case):
     path, expected = _bad_checkpoints(run_dir, tmp_path)[case]
-    result = generate(speech, "--checkpoint", path, "--out", tmp_path / "out")
+    result = run_cli(["generate", str(speech), "--checkpoint", str(path), "--out", str(tmp_path / "out")])
     assert result.returncode == 1, result.stdout
-    assert expected in result.stderr and "Traceback" not in result.stderr
-    assert result.stderr.count("\n") == 1
+    assert expected in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and "pip install totally" not in result.stderr

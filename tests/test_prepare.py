@@ -248,6 +248,33 @@ def test_the_leftovers_of_an_interrupted_video_are_removed(videos, tmp_path):
     assert _files_match_manifest(out)
 
 
+def test_a_full_disk_stops_prepare_with_one_line_and_keeps_the_finished_videos(prepared, videos, tmp_path,
+                                                                               monkeypatch):
+    import errno
+
+    from zoo.errors import StorageError
+    from zoo.prepare import video_pairs
+
+    out, real_write = tmp_path / "out", video_pairs.write_wav
+
+    def full_after_the_first_video(path, pcm, rate):
+        state = out / STATE_FILE
+        if state.exists() and json.loads(state.read_text())["videos"]:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_write(path, pcm, rate)
+
+    monkeypatch.setattr(video_pairs, "write_wav", full_after_the_first_video)
+    with pytest.raises(StorageError) as caught:
+        prepare(videos[0], out, **OPTIONS)
+    message = str(caught.value)
+    assert "No space left on device" in message and "preprocessed_frame_" in message and "\n" not in message
+    assert len(json.loads((out / STATE_FILE).read_text())["videos"]) == 1
+    assert _files_match_manifest(out)  # the unfinished video's files are gone, the finished one's kept
+    monkeypatch.undo()
+    prepare(videos[0], out, **OPTIONS)  # with room again, it finishes where it stopped
+    assert (out / "manifest.csv").read_bytes() == (prepared[0] / "manifest.csv").read_bytes()
+
+
 def test_out_folder_not_made_by_prepare_is_refused(videos, tmp_path):
     (tmp_path / "keep.txt").write_text("someone's data")
     with pytest.raises(UsageError, match="not made by prepare"):

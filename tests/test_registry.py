@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 
 import pytest
 
 import registry
-from fake_plugins import BROKEN_PLUGIN, GOOD_PLUGIN, write_distribution
+from fake_plugins import BROKEN_PLUGIN, EDGE_PLUGIN, EXITING_PLUGIN, GOOD_PLUGIN, write_distribution
+from train_helpers import run_cli
 from zoo.errors import PluginError, UnknownComponentError, UsageError
 
 
@@ -149,3 +152,46 @@ def test_hook_failure_reports_the_plugin(plugin_path, monkeypatch):
 def test_discovery_twice_is_harmless():
     first = registry.get_registry()
     assert registry.get_registry() is first
+
+
+# -- plugins at their worst: unreadable signatures, crashing factories, sys.exit on import --------------
+def test_a_factory_whose_signature_cannot_be_read_still_lists_describes_and_creates(plugin_path, monkeypatch):
+    write_distribution(plugin_path, "zoo-edge", {"zoo_edge": EDGE_PLUGIN})
+    allow(monkeypatch, "zoo-edge")
+    assert registry.describe("encoder", "c_factory")["parameters"] == []  # dict's signature: unknown
+    assert registry.check_arguments("encoder", "c_factory", {"a": 1}) == {"a": 1}  # the factory decides
+    assert registry.create("encoder", "c_factory", a=1) == {"a": 1}
+
+
+def test_a_factory_raising_anything_is_one_line_naming_the_component(plugin_path, monkeypatch):
+    write_distribution(plugin_path, "zoo-edge", {"zoo_edge": EDGE_PLUGIN})
+    allow(monkeypatch, "zoo-edge")
+    with pytest.raises(PluginError) as caught:
+        registry.create("encoder", "kaput_enc")
+    message = str(caught.value)
+    assert "encoder 'kaput_enc'" in message and "zoo-edge" in message
+    assert "RuntimeError: kaput inside the factory" in message and "\n" not in message
+
+
+def test_sys_exit_while_a_plugin_imports_is_a_reported_failure(plugin_path, monkeypatch):
+    write_distribution(plugin_path, "zoo-exit", {"zoo_exit": EXITING_PLUGIN})
+    write_distribution(plugin_path / "g", "zoo-good", {"zoo_good": GOOD_PLUGIN.replace("{name}", "good_enc")})
+    monkeypatch.syspath_prepend(str(plugin_path / "g"))
+    allow(monkeypatch, "zoo-exit", "zoo-good")
+    failed = [e for d in registry.distributions() if d["distribution"] == "zoo-exit" for e in d["errors"]]
+    assert failed and "SystemExit" in failed[0]["error"] and "sys.exit while it imports" in failed[0]["error"]
+    assert registry.create("encoder", "good_enc")["depth"] == 2
+
+
+def test_list_and_describe_survive_every_edge_plugin_in_a_real_process(plugin_path):
+    write_distribution(plugin_path, "zoo-edge", {"zoo_edge": EDGE_PLUGIN})
+    write_distribution(plugin_path / "x", "zoo-exit", {"zoo_exit": EXITING_PLUGIN})
+    env = {"PYTHONPATH": f"{plugin_path}{os.pathsep}{plugin_path / 'x'}", "WAV2PIX_ZOO_PLUGINS": "zoo-edge,zoo-exit"}
+    listed = run_cli(["list", "encoder", "--json"], env=env)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    names = {c["name"] for c in json.loads(listed.stdout)["encoder"]}
+    assert {"c_factory", "kaput_enc", "wave_cnn"} <= names
+    plugins = run_cli(["plugins", "--json"], env=env)
+    assert plugins.returncode == 0 and "SystemExit" in plugins.stdout, plugins.stderr
+    table = run_cli(["list", "encoder"], env=env)
+    assert table.returncode == 0 and "c_factory" in table.stdout and "Traceback" not in table.stderr

@@ -1,63 +1,85 @@
-"""Training as separate processes: SIGKILL mid-epoch, Ctrl-C, and two ranks under torchrun (gloo)."""
+"""Training as separate processes: SIGKILL at each stage of a save, Ctrl-C with and without
+loader workers, and two ranks under torchrun (gloo)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import REPO_ROOT
-from train_helpers import cli_args, run_cli, weights
+from train_helpers import cli_args, run_trainer, weights
 from zoo.model import checkpoints
 
 
-def start(args: list) -> subprocess.Popen:
-    env = {**os.environ, "WAV2PIX_ZOO_PLUGINS": "", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "main.py", *args], cwd=REPO_ROOT, env=env,
+def start(args: list, env: dict | None = None) -> subprocess.Popen:
+    """``python main.py ARGS`` as its own process group, as a terminal runs it (Ctrl-C reaches
+    the loader's workers too)."""
+    env = {**os.environ, "WAV2PIX_ZOO_PLUGINS": "", "PYTHONUNBUFFERED": "1", "COLUMNS": "300", **(env or {})}
+    return subprocess.Popen([sys.executable, "main.py", *args], cwd=REPO_ROOT, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(path, process, seconds=120.0):
-    deadline = time.monotonic() + seconds
-    while not path.exists():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
+def wait_for_line(process, pattern, seconds=180.0):
+    """Read the process's stdout until a line matches ``pattern``; return the lines read."""
+    lines, deadline = [], time.monotonic() + seconds
+    for line in process.stdout:
+        lines.append(line)
+        if re.search(pattern, line):
+            return lines
+        assert time.monotonic() < deadline, f"no line matched {pattern!r}"
+    raise AssertionError(f"the process ended before a line matched {pattern!r}: {process.communicate()}")
 
 
-def test_sigkill_mid_epoch_leaves_a_resumable_uncorrupted_run(tmp_path):
+@pytest.mark.parametrize("stage", checkpoints.SAVE_STAGES)
+def test_sigkill_at_every_stage_of_a_save_leaves_a_resumable_uncorrupted_run(tmp_path, stage):
+    """The kill lands inside the second save (end of epoch 2), at ``stage``; nothing is corrupt."""
     run = tmp_path / "run"
-    process = start(cli_args(tmp_path, "--save-path", "run", "--epochs", "500"))
+    args = cli_args(tmp_path, "--save-path", "run", "--epochs", "3", "--batch-size", "12")  # 2 steps an epoch
+    process = start(args, env={checkpoints.KILL_ENV_VAR: f"{stage}:2"})
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == -signal.SIGKILL, stderr
     last = run / "checkpoints" / "last"
-    wait_for(last, process)
-    time.sleep(1.0)  # well into later epochs: the kill may land mid-step or mid-save
-    process.kill()
-    process.wait()
-    json.loads((run / "config.json").read_text())
     state = checkpoints.load_training_state(last)
+    assert state["step"] == (4 if stage == "linked" else 2)  # the old checkpoint until last moves
     assert all(torch.isfinite(t).all() for t in weights(last).values())
     checkpoints.read_description(last / checkpoints.MODEL_FILE)
-    resumed = run_cli(cli_args(tmp_path, "--resume", str(run), "--max-steps", str(state["step"] + 2)))
-    assert resumed.returncode == 0, resumed.stderr
+    json.loads((run / "config.json").read_text())
+    resumed = run_trainer(tmp_path, resume=str(run), max_steps=state["step"] + 2, batch_size=12)
+    assert resumed.step == state["step"] + 2
     assert checkpoints.load_training_state(last)["step"] == state["step"] + 2
+    left = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert left == ["last", f"step_{state['step'] + 2:08d}"], left  # no staging, no orphaned save
     for line in (run / "stats.jsonl").read_text().splitlines():
-        json.loads(line)  # a line cut by the kill was dropped on resume
+        json.loads(line)
 
 
-def test_ctrl_c_finishes_the_step_writes_a_checkpoint_and_exits_130(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_ctrl_c_finishes_the_step_saves_it_mid_epoch_and_exits_130(tmp_path, workers):
     run = tmp_path / "run"
-    process = start(cli_args(tmp_path, "--save-path", "run", "--epochs", "500"))
-    wait_for(run / "checkpoints" / "last", process)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    process = start(cli_args(tmp_path, "--save-path", "run", "--epochs", "500", "--log-every", "1",
+                             "--num-workers", str(workers)))
+    wait_for_line(process, r"^step 2 ")  # 6 steps an epoch: the stop lands at step 2 or just after
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
-    assert "interrupted" in stderr and "Traceback" not in stderr
-    step = checkpoints.load_training_state(run / "checkpoints" / "last")["step"]
+    # one warning: loader workers ignore the group's SIGINT (the main process stops them itself)
+    assert stderr.count("warning: interrupted: finishing this step and writing a checkpoint") == 1, stderr
+    assert "Traceback" not in stderr + stdout, stderr
+    reported = re.search(r"stopped at epoch (\d+), step (\d+); checkpoint: (\S+)", stdout)
+    assert reported, stdout
+    step = int(reported.group(2))
+    state = checkpoints.load_training_state(run / "checkpoints" / "last")
+    assert state["step"] == step and Path(reported.group(3)).name == f"step_{step:08d}"
+    assert step % 6 != 0 and state["batch_in_epoch"] == step % 6  # mid-epoch, resumable from there
     assert (run / "checkpoints" / "last").resolve().name == f"step_{step:08d}"
 
 

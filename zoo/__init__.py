@@ -39,7 +39,7 @@ _LAZY = {
                      "FALLBACK_EXTENSIONS"), "zoo.media.audio"),
     **dict.fromkeys(("load_face", "to_tensor", "to_uint8", "as_uint8_batch", "save_grid", "save_image",
                      "IMAGE_EXTENSIONS"), "zoo.media.images"),
-    "cache_root": "zoo.files",
+    **dict.fromkeys(("cache_root", "check_name"), "zoo.files"),
 }
 
 __all__ = [

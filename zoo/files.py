@@ -6,6 +6,10 @@ temporary name beside its target, flushed to disk, then renamed onto the target 
 step. A reader sees the old file or the new one, never half of one; a failure (a full disk, a
 kill, an exception in the writer) removes the temporary and leaves the old file as it was. An
 ``OSError`` becomes one ``StorageError`` line naming the path.
+
+Names that come from data (a dataset's identities and keys, a file's stem) are names, never
+paths: ``check_name`` refuses one that is not a single path component, and ``inside`` is how a
+writer turns a name into a path, refusing any that would land outside its output folder.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
-from zoo.errors import StorageError, last_line
+from zoo.errors import DataError, StorageError, last_line
 
 PathLike = Union[str, os.PathLike]
 CACHE_ENV_VAR = "WAV2PIX_ZOO_CACHE"
@@ -37,6 +41,40 @@ def storage_error(path: PathLike, exc: OSError) -> StorageError:
     """One line for a failed write: the path and the system's reason (disk full, permission)."""
     reason = exc.strerror or last_line(exc)
     return StorageError(f"{path}: cannot write ({reason}); anything written before is left as it was")
+
+
+def is_plain_name(name) -> bool:
+    """Whether ``name`` is one path component: not empty, ``.`` or ``..``, no separator or NUL."""
+    return isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
+
+
+def check_name(name, what: str = "name") -> str:
+    """Return ``name`` if it is a plain name (see ``is_plain_name``), else one ``DataError``."""
+    if not is_plain_name(name):
+        shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
+        raise DataError(f"{what} {shown} is not a plain name (names must not be empty, '.' or '..', "
+                        "nor hold '/', '\\' or NUL): a name must never act as a path")
+    return name
+
+
+def inside(folder: PathLike, name: str) -> Path:
+    """``folder / name`` for a writer, refused (``DataError``) unless it resolves to an entry
+    directly inside ``folder``: a key such as ``../../x`` can never make a writer leave it."""
+    folder = Path(folder)
+    target = folder / name
+    if not is_plain_name(name) or target.resolve().parent != folder.resolve():
+        raise DataError(f"{name!r}: not a plain file name; writing it would leave {folder}")
+    return target
+
+
+def make_folder(path: PathLike) -> Path:
+    """Create ``path`` and its parents if missing; a failure is one ``StorageError`` line."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(path, exc) from None
+    return path
 
 
 def fsync_path(path: Path) -> None:
@@ -105,13 +143,26 @@ def _temporary_beside(target: Path, folder: bool) -> Path:
 
 
 def _replace_folder(temporary: Path, target: Path) -> None:
-    """Put a finished folder at ``target``, moving an older one aside first and deleting it after."""
+    """Put a finished folder at ``target``, moving an older one aside first and deleting it after.
+
+    If the new folder cannot take its place, the older one is put back: a failed save never
+    loses the last good one.
+    """
     if not target.exists() and not target.is_symlink():
         os.rename(temporary, target)
         return
     old = Path(tempfile.mkdtemp(prefix=f"{TEMPORARY_PREFIX}old-{target.name}-", dir=target.parent))
-    os.rename(target, old / target.name)
-    os.rename(temporary, target)
+    try:
+        os.rename(target, old / target.name)
+    except OSError:
+        shutil.rmtree(old, ignore_errors=True)
+        raise
+    try:
+        os.rename(temporary, target)
+    except OSError:
+        os.rename(old / target.name, target)
+        shutil.rmtree(old, ignore_errors=True)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 

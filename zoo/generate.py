@@ -19,6 +19,7 @@ import torch
 from zoo.media.audio import AUDIO_EXTENSIONS, FALLBACK_EXTENSIONS, ShortClipWarning, fit_length, load_audio, peak_normalise, sliding_windows
 from zoo.callbacks import SILENT, Progress
 from zoo.errors import UsageError, ZooError
+from zoo.files import inside, make_folder
 from zoo.media.images import save_grid, save_image
 from zoo.media.vad import voiced_windows
 from zoo.model.pipeline import FacePipeline
@@ -53,10 +54,10 @@ def expand_inputs(paths) -> tuple[list[Path], list[FileResult]]:
     found, empty = [], []
     for path in map(Path, paths):
         if path.is_dir():
-            inside = sorted(p for p in path.rglob("*")
+            audio_files = sorted(p for p in path.rglob("*")
                             if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS + FALLBACK_EXTENSIONS)
-            found += inside
-            if not inside:
+            found += audio_files
+            if not audio_files:
                 empty.append(FileResult(str(path), error=f"{path}: a folder with no audio files "
                                                          f"({', '.join(AUDIO_EXTENSIONS)} ...)"))
         else:
@@ -125,14 +126,14 @@ class Drawer:
         embeddings, fused, result.seconds, result.note = self.embed_file(path)
         result.windows = embeddings.shape[0]
         seed = self.options.seed
-        result.outputs.append(str(save_image(self.pipeline.draw(fused, seed=seed), out / f"{stem}.png")))
+        result.outputs.append(str(save_image(self.pipeline.draw(fused, seed=seed), inside(out, f"{stem}.png"))))
         if result.windows > 1:
             faces = self.pipeline.draw(embeddings, seed=seed)
-            result.outputs.append(str(save_grid(faces, out / f"{stem}_windows.png")))
+            result.outputs.append(str(save_grid(faces, inside(out, f"{stem}_windows.png"))))
         if self.options.num > 1:
             faces = self.pipeline.draw(fused.repeat(self.options.num, 1), seed=seed,
                                        stochastic=self.options.stochastic)
-            result.outputs.append(str(save_grid(faces, out / f"{stem}_samples.png")))
+            result.outputs.append(str(save_grid(faces, inside(out, f"{stem}_samples.png"))))
         return result
 
 
@@ -147,7 +148,7 @@ def generate_files(pipeline: FacePipeline, inputs, out: Path, options: GenerateO
     files, results = expand_inputs(inputs)
     for failure in results:
         on_file(failure)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     with progress.task("generating", len(files)) as task:
         for done, (file, stem) in enumerate(_unique_stems(files).items(), start=1):
             try:
@@ -172,8 +173,8 @@ def interpolate(pipeline: FacePipeline, first: Path, second: Path, steps: int, o
     _, b, _, _ = drawer.embed_file(second)
     weights = torch.linspace(0, 1, steps).unsqueeze(1)
     faces = pipeline.draw((1 - weights) * a + weights * b, seed=options.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    return save_grid(faces, out / f"{Path(first).stem}_to_{Path(second).stem}.png", nrow=steps)
+    make_folder(out)
+    return save_grid(faces, inside(out, f"{Path(first).stem}_to_{Path(second).stem}.png"), nrow=steps)
 
 
 def report(results: list[FileResult], started: float) -> dict:
@@ -200,15 +201,14 @@ def generate_split(checkpoint, *, dataset: str, root: Optional[str], split: str,
     data = registry.create("dataset", dataset, root=root, split=split, image_size=pipeline.image_size,
                            sample_rate=pipeline.sample_rate, num_samples=pipeline.num_samples,
                            **dataset_args)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out)
     written, sheet, rows = 0, [], []
     with progress.task(f"drawing the {split} split", len(data)) as task:
         for start in range(0, len(data), batch_size):
             items = [data[i] for i in range(start, min(start + batch_size, len(data)))]
             faces = pipeline(torch.stack([torch.as_tensor(it["wave"]) for it in items]))
             for item, face in zip(items, faces):
-                save_image(face, out / f"{item['key']}.png")
+                save_image(face, inside(out, f"{item['key']}.png"))  # a key is a name, never a path
                 written += 1
                 name = data.identities[item["identity"]]
                 if name not in rows and len(rows) < max_identities:
@@ -216,5 +216,5 @@ def generate_split(checkpoint, *, dataset: str, root: Optional[str], split: str,
                     sheet += [torch.as_tensor(item["image"]), face]
             task.update(written)
     scale = 2 if pipeline.image_size <= 64 else 1  # as the training sample sheets
-    grid = save_grid(torch.stack(sheet), out / "grid.png", nrow=2, row_labels=rows, scale=scale) if sheet else None
+    grid = save_grid(torch.stack(sheet), inside(out, "grid.png"), nrow=2, row_labels=rows, scale=scale) if sheet else None
     return {"written": written, "folder": str(out), "grid": str(grid) if grid else None}

@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 
 from plugins.datasets.paired_files import Pair, PairedFilesDataset, report_unpaired
-from zoo import AUDIO_EXTENSIONS, FALLBACK_EXTENSIONS, IMAGE_EXTENSIONS, DataError, hookimpl
+from zoo import AUDIO_EXTENSIONS, FALLBACK_EXTENSIONS, IMAGE_EXTENSIONS, DataError, check_name, hookimpl
 
 YOUTUBERS_IMAGE = re.compile(r"^cropped_face_frame_(\d+)\.png$")
 YOUTUBERS_AUDIO = re.compile(r"^preprocessed_frame_(\d+)\.wav$")
@@ -166,7 +166,8 @@ def _manifest_pairs(manifest: Path, split: str, test_fraction: float, seed: int)
     rows = [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in rows]
     has_split = "split" in columns and all(row.get("split") for row in rows)
     pairs, absent = [], []
-    for row in rows:
+    for number, row in enumerate(rows, start=1):
+        check_name(row["identity"], f"{manifest}: row {number}: identity")
         if has_split and row["split"] != split:
             continue
         audio, image = manifest.parent / row["audio"], manifest.parent / row["image"]

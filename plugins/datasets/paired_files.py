@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from zoo import DataError, fit_length, load_audio, load_face, peak_normalise, to_tensor
+from zoo import DataError, check_name, fit_length, load_audio, load_face, peak_normalise, to_tensor
 
 MAX_NAMED_IN_WARNING = 5
 
@@ -71,6 +71,9 @@ class PairedFilesDataset(Dataset):
             raise DataError(f"{root}: dataset '{name}' found no audio/image pairs for split '{split}'")
         if image_size < 4 or sample_rate <= 0 or num_samples <= 0:
             raise ValueError("image_size, sample_rate and num_samples must be positive (image_size >= 4)")
+        for pair in pairs:  # names, never paths: a writer may make a file name of either
+            check_name(pair.identity, f"{root}: dataset '{name}': identity")
+            check_name(pair.key, f"{root}: dataset '{name}': key")
         self.name = name
         self.pairs = list(pairs)
         self.root, self.split = Path(root), split

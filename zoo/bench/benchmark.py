@@ -30,8 +30,7 @@ from typing import Callable, Optional
 import torch
 
 from zoo.callbacks import SILENT, Progress
-from zoo.data.cache import META_NAME, cached, entry_name
-from zoo.files import cache_root
+from zoo.data.cache import META_NAME, cached, entry_for
 from zoo.train.config import TrainConfig, resolve
 from zoo.bench.flops import count_forward_flops, matmul_flops_per_second, ours_step_flops, seed_step_flops
 from zoo.hardware import Processes, cpu_cores, peak_memory_bytes, resolve_device
@@ -149,7 +148,7 @@ def cache_exists(source) -> bool:
     """Whether ``source`` already has a cache entry (then ``cached`` only opens it)."""
     if not hasattr(source, "cache_key"):
         return False
-    return (cache_root() / entry_name(source.cache_key()) / META_NAME).is_file()
+    return (entry_for(source) / META_NAME).is_file()
 
 
 def bench_loader(config: TrainConfig, procs: Processes, device: torch.device, batches: int,

@@ -11,11 +11,12 @@ import functools
 import typer
 
 from zoo.cli.output import fail_line
-from zoo.errors import INTERRUPTED_EXIT_CODE, ZooError
+from zoo.errors import INTERRUPTED_EXIT_CODE, ZooError, last_line
 
 
 def guarded(func):
-    """Run a command; turn ``ZooError`` and Ctrl-C into one line and an exit code."""
+    """Run a command; turn ``ZooError``, a stray ``OSError`` (a full disk, a read-only folder)
+    and Ctrl-C into one line and an exit code."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -24,6 +25,9 @@ def guarded(func):
         except ZooError as exc:
             fail_line(str(exc))
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # an I/O failure the core did not name (it names those it expects)
+            fail_line(f"{exc.filename or 'input/output'}: {exc.strerror or last_line(exc)}")
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             fail_line("interrupted")
             raise typer.Exit(INTERRUPTED_EXIT_CODE) from None

@@ -82,7 +82,7 @@ def run_files(inputs: list, checkpoint: Optional[str], out: Path, options, devic
 
     def on_file(result) -> None:
         if not as_json:
-            console.print(file_line(result), highlight=False)
+            console.print(file_line(result), highlight=False, soft_wrap=True)  # one line, however long
 
     results = generate_files(pipeline, inputs, out, options, on_file, progress=ConsoleProgress(silent=as_json))
     summary = report(results, started)

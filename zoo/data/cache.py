@@ -1,12 +1,16 @@
 """The preprocessing cache: decode and resize once, then serve every epoch from memory maps.
 
-``cached(dataset)`` returns a ``CachedDataset`` that reads uint8 faces and float16 waves from
-``.npy`` files under ``$WAV2PIX_ZOO_CACHE`` (default ``~/.cache/wav2pix-zoo``), building them
-first (with a progress bar) when absent. An entry is keyed by ``dataset.cache_key()``: the
-dataset's name, root, split, image size, sample rate, clip length, options and the size and
-modification time of every source file, so editing a file rebuilds the entry and nothing stale
-is ever served. Entries are written to a temporary folder and renamed into place, so an
-interrupted build or two concurrent builds never leave a half-written entry behind.
+``cached(dataset)`` returns a ``CachedDataset`` that reads uint8 faces and float16 (or float32)
+waves from ``.npy`` files under ``$WAV2PIX_ZOO_CACHE`` (default ``~/.cache/wav2pix-zoo``),
+building them first (with a progress bar) when absent. An entry is keyed by
+``dataset.cache_key()`` (the dataset's name, root, split, image size, sample rate, clip length,
+options and the size and modification time of every source file), the wave type, and the
+versions of the code that decodes the data (ours, libsndfile, Pillow, numpy, torchaudio), so
+editing a file or upgrading a decoder rebuilds the entry and nothing stale is ever served.
+
+Every opening checks the entry against its ``meta.json`` (shapes, sizes, a checksum of sampled
+rows); a damaged one is rebuilt with a one-line note. Building, checking and sweeping the
+staging folders of killed builds live in ``zoo.data.cache_build``.
 """
 
 from __future__ import annotations
@@ -15,25 +19,58 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
+from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from zoo.callbacks import SILENT, Progress
-from zoo.errors import DataError, ZooError
-from zoo.files import cache_root, replacing
-from zoo.media.images import to_tensor, to_uint8
+from zoo.data.cache_build import META_NAME, DamagedEntry, build_entry, check_entry, sweep_staging
+from zoo.errors import UsageError
+from zoo.files import cache_root
+from zoo.media.images import to_tensor
 
 if TYPE_CHECKING:  # only for the annotation: zoo.data.loader imports this module's users
     from zoo.data.loader import ItemBatch
 
-FORMAT_VERSION = 1
-META_NAME = "meta.json"
-WAVE_SCALE_DTYPE = np.float16  # 11 bits of mantissa: ~66 dB below a clip's peak, enough for speech
+__all__ = ["CachedDataset", "META_NAME", "cached", "decoder_versions", "entry_for", "entry_name",
+           "prune_superseded"]
+
+FORMAT_VERSION = 2
+# float16: 11 bits of mantissa, ~66 dB below a clip's peak, enough for speech and half the disk;
+# float32 keeps the decoded samples exactly (an exact reproduction of a reference wants that).
+WAVE_DTYPES = {"float16": np.float16, "float32": np.float32}
+DEFAULT_WAVE_DTYPE = "float16"
+# The libraries whose versions decide the decoded bytes (audio, images, arrays, resampling).
+DECODERS = ("soundfile", "pillow", "numpy", "torchaudio")
+CACHE_FIELDS = ("wave_dtype", "decoders")  # what ``full_key`` adds to a dataset's own key
+
+
+@lru_cache(maxsize=1)
+def decoder_versions() -> dict:
+    """Versions of the code that turns source files into cached arrays: part of every key."""
+    import soundfile
+
+    from zoo import __version__
+
+    versions = {"wav2pix-zoo": __version__, "libsndfile": soundfile.__libsndfile_version__}
+    for name in DECODERS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def full_key(dataset, wave_dtype: str = DEFAULT_WAVE_DTYPE) -> dict:
+    """The dataset's own key plus the wave type and the decoders' versions."""
+    if wave_dtype not in WAVE_DTYPES:
+        raise UsageError(f"wave_dtype must be one of {', '.join(WAVE_DTYPES)}, not {wave_dtype!r}")
+    return {**dataset.cache_key(), "wave_dtype": wave_dtype, "decoders": decoder_versions()}
 
 
 def entry_name(key: dict) -> str:
@@ -45,6 +82,11 @@ def entry_name(key: dict) -> str:
     return f"{readable}-{digest}"
 
 
+def entry_for(dataset, cache_dir: Optional[os.PathLike] = None, wave_dtype: str = DEFAULT_WAVE_DTYPE) -> Path:
+    """The folder ``dataset``'s entry has (or would have) in the cache."""
+    return cache_root(cache_dir) / entry_name(full_key(dataset, wave_dtype))
+
+
 class CachedDataset(Dataset):
     """Items served from a cache entry's memory maps; no JPEG or audio decoding per epoch.
 
@@ -52,9 +94,10 @@ class CachedDataset(Dataset):
     ``split``, ``image_size``, ``sample_rate``, ``num_samples``), so it can stand in for it.
     """
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, meta: Optional[dict] = None):
         self.directory = Path(directory)
-        meta = json.loads((self.directory / META_NAME).read_text())
+        if meta is None:
+            meta = check_entry(self.directory, FORMAT_VERSION, WAVE_DTYPES)
         self.meta = meta
         self.name = meta["key"].get("dataset", "dataset")
         self.identities = list(meta["identities"])
@@ -71,8 +114,8 @@ class CachedDataset(Dataset):
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
         # Opened lazily, so a DataLoader worker maps the files itself instead of unpickling a copy.
         if self._images is None:
-            self._images = np.load(self.directory / "images.npy", mmap_mode="r")
-            self._waves = np.load(self.directory / "waves.npy", mmap_mode="r")
+            self._images = np.load(self.directory / "images.npy", mmap_mode="r", allow_pickle=False)
+            self._waves = np.load(self.directory / "waves.npy", mmap_mode="r", allow_pickle=False)
         return self._images, self._waves
 
     def __getstate__(self) -> dict:
@@ -84,8 +127,9 @@ class CachedDataset(Dataset):
         return len(self.labels)
 
     def cache_key(self) -> dict:
-        """The key the entry was built under."""
-        return dict(self.meta["key"])
+        """The source dataset's key (without the cache's own additions), so the cached dataset
+        stands in for its source wherever a key identifies data (the face classifier's cache)."""
+        return {k: v for k, v in self.meta["key"].items() if k not in CACHE_FIELDS}
 
     def load_image(self, index: int) -> torch.Tensor:
         """Only item ``index``'s face as float ``[3, S, S]`` in [-1, 1]."""
@@ -117,30 +161,38 @@ class CachedDataset(Dataset):
 
 
 def cached(dataset, *, cache_dir: Optional[os.PathLike] = None, progress: Progress = SILENT,
-           workers: Optional[int] = None, rebuild: bool = False):
+           workers: Optional[int] = None, rebuild: bool = False, wave_dtype: str = DEFAULT_WAVE_DTYPE):
     """The dataset served from the preprocessing cache, building the entry if needed.
 
     A dataset without ``cache_key()`` (a third-party one may have none) is returned unchanged,
     as is one that is already cached. Wrap the result, not the source, in ``WithMismatch``:
     ``WithMismatch(cached(dataset))``. For cached data ``num_workers=0`` is the fastest loader
-    on CPU (a batch is one gather from the memory maps; workers only add copying). ``workers`` processes decode in parallel while building
-    (default: every available core, at most 8).
+    on CPU (a batch is one gather from the memory maps; workers only add copying). ``workers``
+    processes decode in parallel while building (default: every available core, at most 8).
+    ``rebuild`` builds the entry again even if it passes its checks; a damaged entry is always
+    rebuilt, with a note through ``progress``. ``wave_dtype`` is "float16" or "float32".
     """
     if isinstance(dataset, CachedDataset) or not hasattr(dataset, "cache_key"):
         return dataset
-    key = dataset.cache_key()
-    directory = cache_root(cache_dir)
-    entry = directory / entry_name(key)
-    if rebuild and entry.exists():
-        shutil.rmtree(entry, ignore_errors=True)
-    if not (entry / META_NAME).is_file():
-        build_entry(dataset, key, entry, progress=progress, workers=workers)
+    key = full_key(dataset, wave_dtype)
+    entry = cache_root(cache_dir) / entry_name(key)
+    sweep_staging(entry.parent)
+    meta = None
+    if not rebuild and entry.exists():
+        try:
+            meta = check_entry(entry, FORMAT_VERSION, WAVE_DTYPES)
+        except DamagedEntry as damage:
+            progress.message(f"cache: the entry {entry} is damaged ({damage}); rebuilding it")
+    if meta is None:
+        build_entry(dataset, key, entry, format_version=FORMAT_VERSION, wave_dtype=wave_dtype,
+                    dtype=WAVE_DTYPES[wave_dtype], progress=progress, workers=workers)
         prune_superseded(entry)
-    return CachedDataset(entry)
+    return CachedDataset(entry, meta)
 
 
-# What may change between two builds of the same dataset configuration: the source files.
-_SOURCE_FIELDS = ("files", "count")
+# What may change between two builds of the same dataset configuration: the source files and
+# the decoders' versions.
+_SOURCE_FIELDS = ("files", "count", "decoders")
 
 
 def prune_superseded(entry: Path) -> list[Path]:
@@ -162,76 +214,6 @@ def _config_of(entry: Path) -> Optional[dict]:
         key = json.loads((entry / META_NAME).read_text())["key"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if not isinstance(key, dict):
+        return None
     return {k: v for k, v in key.items() if k not in _SOURCE_FIELDS}
-
-
-class _RawItems(Dataset):
-    """Storage-form items for the builder; errors come back as values, not worker tracebacks."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int):
-        try:
-            if hasattr(self.dataset, "raw_item"):
-                raw = self.dataset.raw_item(index)
-                return index, np.asarray(raw["image"], np.uint8), np.asarray(raw["wave"], np.float32)
-            item = self.dataset[index]
-            return index, to_uint8(item["image"]), item["wave"].numpy().astype(np.float32)
-        except ZooError as exc:
-            return index, exc, None
-
-
-def build_entry(dataset, key: dict, entry: Path, *, progress: Progress = SILENT,
-                workers: Optional[int] = None) -> Path:
-    """Decode every item of ``dataset`` into ``entry`` (atomically: temp folder, then rename)."""
-    from zoo.hardware import cpu_cores
-
-    count, size = len(dataset), int(key.get("image_size") or dataset.image_size)
-    num_samples = int(key.get("num_samples") or dataset.num_samples)
-    with replacing(entry, folder=True) as staging:
-        images = np.lib.format.open_memmap(staging / "images.npy", "w+", np.uint8, (count, size, size, 3))
-        waves = np.lib.format.open_memmap(staging / "waves.npy", "w+", WAVE_SCALE_DTYPE, (count, num_samples))
-        workers = min(8, cpu_cores()) if workers is None else max(0, int(workers))
-        _fill(dataset, images, waves, workers if count >= 64 else 0, progress)
-        images.flush(), waves.flush()
-        del images, waves
-        _write_meta(dataset, key, staging, size, num_samples)
-    return entry
-
-
-def _as_is(item):
-    return item
-
-
-def _fill(dataset, images: np.ndarray, waves: np.ndarray, workers: int, progress: Progress) -> None:
-    loader = DataLoader(_RawItems(dataset), batch_size=None, num_workers=workers,
-                        collate_fn=_as_is, prefetch_factor=8 if workers else None)
-    label = f"caching {getattr(dataset, 'name', 'dataset')}/{getattr(dataset, 'split', '')} {images.shape[1]}px"
-    with progress.task(label, total=len(images)) as task:
-        for done, (index, image, wave) in enumerate(loader, start=1):
-            if isinstance(image, ZooError):
-                raise image
-            if image.shape != images.shape[1:] or wave.shape != waves.shape[1:]:
-                raise DataError(f"item {index} of {label[8:]} has shape {image.shape}/{wave.shape}, "
-                                f"expected {images.shape[1:]}/{waves.shape[1:]}")
-            images[index], waves[index] = image, wave
-            task.update(done)
-
-
-def _write_meta(dataset, key: dict, staging: Path, size: int, num_samples: int) -> None:
-    labels = [int(label) for label in dataset.labels]
-    keys = list(getattr(dataset, "keys", None) or [str(i) for i in range(len(labels))])
-    meta = {"format": FORMAT_VERSION, "key": key, "identities": list(dataset.identities),
-            "labels": labels, "keys": keys, "root": _optional_str(getattr(dataset, "root", None)),
-            "split": getattr(dataset, "split", None), "image_size": size, "num_samples": num_samples,
-            "sample_rate": getattr(dataset, "sample_rate", None)}
-    # meta.json is written last: an entry without it is incomplete and never served.
-    (staging / META_NAME).write_text(json.dumps(meta))
-
-
-def _optional_str(value) -> Optional[str]:
-    return None if value is None else str(value)

@@ -7,6 +7,7 @@ reproduces exactly (``zoo.data.mismatch`` turns those keys into items with misma
 
 from __future__ import annotations
 
+import signal
 import warnings
 from typing import Optional
 
@@ -97,8 +98,15 @@ def collate(items: list) -> dict:
     return batch
 
 
-def _quiet_worker(_worker_id: int) -> None:
-    # Each worker does one item at a time; intra-op threads would only fight the trainer's.
+def quiet_worker(_worker_id: int) -> None:
+    """Set up a loader worker: one thread, and deaf to Ctrl-C.
+
+    Each worker does one item at a time; intra-op threads would only fight the trainer's. A
+    terminal's Ctrl-C reaches the whole process group: a worker that died of it would turn the
+    trainer's graceful stop (finish the step, save, exit 130) into a crash of the loader. The
+    main process ends the workers itself when it stops.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
 
 
@@ -145,7 +153,7 @@ def make_loader(dataset, batch_size: int = 64, num_workers: int = 0, shuffle: bo
     extra = {}
     if workers > 0:
         extra = {"persistent_workers": True, "prefetch_factor": prefetch_factor,
-                 "worker_init_fn": _quiet_worker}
+                 "worker_init_fn": quiet_worker}
     return ZooDataLoader(
         dataset, batch_size=batch_size, shuffle=bool(shuffle) and sampler is None, sampler=sampler,
         num_workers=workers, collate_fn=collate, pin_memory=torch.device(device).type == "cuda",

@@ -32,7 +32,7 @@ from torch import nn
 
 from zoo.callbacks import SILENT, Progress
 from zoo.errors import DataError, UsageError
-from zoo.files import cache_root, replacing
+from zoo.files import cache_root, write_bytes
 
 FORMAT = "wav2pix-zoo/face-classifier/1"
 METADATA_KEY = "wav2pix_zoo_face_classifier"
@@ -220,14 +220,13 @@ def train_classifier(faces: torch.Tensor, labels: torch.Tensor, num_classes: int
 # -- caching ----------------------------------------------------------------------------------------
 def save_classifier(classifier: FaceClassifier, path: Path, settings: ClassifierSettings) -> Path:
     """Write weights and description as safetensors, atomically."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in classifier.model.state_dict().items()}
     meta = {"format": FORMAT, "settings": asdict(settings), "identities": classifier.identities,
             "image_size": classifier.image_size, "info": classifier.info}
-    with replacing(path) as temporary:
-        save_file(tensors, str(temporary), metadata={METADATA_KEY: json.dumps(meta)})
-    return path
+    # Serialised in memory and written by Python: a full disk is an OSError, hence one line.
+    return write_bytes(path, save(tensors, metadata={METADATA_KEY: json.dumps(meta)}))
 
 
 def load_classifier(path: Path, device: torch.device | str = "cpu") -> FaceClassifier:

@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from zoo.files import write_json, write_text
+from zoo.files import make_folder, write_json, write_text
 from zoo.media.images import save_grid
 
 FACES_PER_IDENTITY = 4
@@ -27,7 +27,7 @@ REAL_COLOUR = (150, 150, 150)
 
 def write_outputs(result, out: Path, dataset, faces: torch.Tensor) -> dict:
     """Write every file of one evaluation into ``out``; returns ``{name: path}``."""
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     files = {"metrics.json": str(out / "metrics.json"), "report.md": str(out / "report.md")}
     grid = real_vs_generated(dataset, faces, out / "real_vs_generated.png")
     if grid is not None:

@@ -154,7 +154,12 @@ def _quiet_c_stderr():
 
 
 def _decode_with_pyav(path: Path) -> tuple[np.ndarray, int]:
-    """Decode a container libsndfile cannot read (m4a, aac, webm ...) with PyAV, if installed."""
+    """Decode a container libsndfile cannot read (m4a, aac, webm, mka ...) with PyAV, if installed.
+
+    Every frame is converted to planar float ("fltp": one row per channel, in [-1, 1]) first, as
+    ``zoo.media.video`` does: decoders hand out packed (interleaved) and integer samples too, and
+    reading those as they come scrambles the channels and leaves 16-bit values unscaled.
+    """
     try:
         import av
     except ImportError:
@@ -165,8 +170,10 @@ def _decode_with_pyav(path: Path) -> tuple[np.ndarray, int]:
             stream = next((s for s in container.streams if s.type == "audio"), None)
             if stream is None:
                 raise NotAudioError(f"{path}: the file holds no audio stream")
-            chunks = [frame.to_ndarray().astype(np.float32).reshape(len(frame.layout.channels), -1)
-                      for frame in container.decode(stream)]
+            to_float = av.AudioResampler(format="fltp")  # sample format only: rate and layout kept
+            chunks = [converted.to_ndarray() for frame in container.decode(stream)
+                      for converted in to_float.resample(frame)]
+            chunks += [converted.to_ndarray() for converted in to_float.resample(None)]  # the flush
             rate = stream.rate
     except AudioError:
         raise
@@ -174,9 +181,7 @@ def _decode_with_pyav(path: Path) -> tuple[np.ndarray, int]:
         raise NotAudioError(f"{path}: could not decode the audio ({' '.join(str(exc).split())})") from None
     if not chunks:
         raise EmptyAudioError(f"{path}: the audio stream has no samples")
-    samples = np.concatenate(chunks, axis=1).T
-    if np.issubdtype(samples.dtype, np.integer):
-        samples = samples / float(np.iinfo(samples.dtype).max)
+    samples = np.concatenate(chunks, axis=1).T  # [channels, T] planes -> [T, channels]
     return np.ascontiguousarray(samples, dtype=np.float32), int(rate)
 
 

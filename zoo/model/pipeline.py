@@ -33,7 +33,7 @@ class FacePipeline:
         """Rebuild from a model file, checkpoint folder or run folder (default: the newest run)."""
         file = checkpoints.resolve(path, runs_dir)
         description = checkpoints.read_description(file)
-        model = build_speech_to_face(description)
+        model = checkpoints.build_matching(build_speech_to_face, description, file)
         checkpoints.load_weights(model, file)
         return cls(model, description, resolve_device(device), file)
 

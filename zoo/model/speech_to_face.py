@@ -20,10 +20,12 @@ import torch
 from torch import nn
 
 import registry
-from zoo.errors import CheckpointError, PluginError, UnknownComponentError
+from zoo.errors import CheckpointError, PluginError, UnknownComponentError, ZooError
+from zoo.model.schema import FORMAT, check_description, is_project_name, is_version_text
 from zoo.model.speaker_classifier import SpeakerClassifier
 
-FORMAT = "wav2pix-zoo/1"
+__all__ = ["FORMAT", "SpeechToFace", "build_discriminator", "build_speech_to_face", "check_description",
+           "component_entry", "describe"]
 
 
 class SpeechToFace(nn.Module):
@@ -85,43 +87,51 @@ def describe(*, encoder: tuple, generator: tuple, discriminator: tuple, identiti
     }
 
 
-def _create(description: dict, kind: str) -> nn.Module:
+def _create(description: dict, kind: str, source: Optional[str] = None) -> nn.Module:
+    """Build one component of a checked description. With ``source`` (the description came from
+    that file) any failure is one ``CheckpointError`` naming it; else the registry's own errors."""
+    if kind not in description["components"]:
+        raise CheckpointError(f"{source or 'the model description'}: it has no {kind}")
     entry = description["components"][kind]
     try:
         return registry.create(kind, entry["name"], **entry["kwargs"])
     except (UnknownComponentError, PluginError) as exc:
-        if entry["name"] in {c.name for c in registry.components(kind)}:
+        if entry["name"] not in {c.name for c in registry.components(kind)}:
+            raise CheckpointError(missing_plugin_message(kind, entry)) from None
+        if source is None:
             raise
-        raise CheckpointError(
-            f"this checkpoint needs {kind} '{entry['name']}' from the plugin distribution "
-            f"'{entry.get('distribution', '?')}' {entry.get('version', '')}, which is not installed "
-            f"(pip install {entry.get('distribution', '?')})"
-        ) from exc
+        raise CheckpointError(f"{source}: its {kind} '{entry['name']}' cannot be built: {exc}") from None
+    except ZooError as exc:  # the factory refused the arguments the description gives it
+        if source is None:
+            raise
+        raise CheckpointError(f"{source}: its {kind} '{entry['name']}' cannot be built: {exc}") from None
 
 
-def check_description(description: dict, source: str) -> dict:
-    """Refuse anything that is not one of our model descriptions."""
-    if not isinstance(description, dict) or description.get("format") != FORMAT:
-        raise CheckpointError(f"{source}: not a wav2pix-zoo model description")
-    missing = [k for k in ("encoder", "generator") if k not in description.get("components", {})]
-    if missing:
-        raise CheckpointError(f"{source}: model description lacks {', '.join(missing)}")
-    return description
+def missing_plugin_message(kind: str, entry: dict) -> str:
+    """Which plugin a checkpoint needs; ``pip install`` is suggested only for a valid project name."""
+    distribution, version = entry.get("distribution"), entry.get("version")
+    needs = f"this checkpoint needs {kind} '{entry['name']}'"
+    if not is_project_name(distribution):
+        return (f"{needs}, which no installed plugin provides (its distribution is not validly named, "
+                "so no install command is suggested)")
+    release = f" {version}" if is_version_text(version) else ""
+    return (f"{needs} from the plugin distribution '{distribution}'{release}, which is not installed "
+            f"(pip install {distribution})")
 
 
-def build_speech_to_face(description: dict) -> SpeechToFace:
+def build_speech_to_face(description: dict, source: Optional[str] = None) -> SpeechToFace:
     """Build encoder, generator and classifier from a description, freshly initialised.
 
     Each component initialises itself (the built-ins as the reference does), so a plugin's own
-    choice is never overwritten here.
+    choice is never overwritten here. ``source`` names the file a description was read from.
     """
-    encoder = _create(description, "encoder")
-    generator = _create(description, "generator")
+    encoder = _create(description, "encoder", source)
+    generator = _create(description, "generator", source)
     classifier = SpeakerClassifier(encoder.embed_dim, len(description["identities"]))
     return SpeechToFace(encoder, generator, classifier)
 
 
-def build_discriminator(description: dict) -> nn.Module:
+def build_discriminator(description: dict, source: Optional[str] = None) -> nn.Module:
     """Build the discriminator of a description, freshly initialised."""
-    return _create(description, "discriminator")
+    return _create(description, "discriminator", source)
 

@@ -23,6 +23,7 @@ that cannot be read, or has no audio track, is reported in the summary and skipp
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import time
@@ -32,6 +33,7 @@ from pathlib import Path
 
 from zoo.callbacks import SILENT, Progress
 from zoo.errors import DataError, UsageError, ZooError
+from zoo.files import is_plain_name, storage_error
 from zoo.media.faces import CASCADE_WINDOW, DEFAULT_MIN_CONFIDENCE
 from zoo.prepare.state import PrepareState, rows_file_name
 from zoo.prepare.video_pairs import VideoPreparer
@@ -139,7 +141,7 @@ def _videos_in_csv(table: Path) -> list[VideoJob]:
             continue
         if number == 1 and [f.lower() for f in fields] == ["identity", "path"]:
             continue
-        if len(fields) != 2 or not fields[1] or not _is_identity_name(fields[0]):
+        if len(fields) != 2 or not fields[1] or not is_plain_name(fields[0]):
             raise DataError(f"{table}: line {number}: expected 'identity,path', got {','.join(fields)!r}")
         path = Path(fields[1]).expanduser()
         path = path if path.is_absolute() else table.parent / path
@@ -148,10 +150,6 @@ def _videos_in_csv(table: Path) -> list[VideoJob]:
             seen.add(key)
             jobs.append(VideoJob(key, fields[0], path))
     return jobs
-
-
-def _is_identity_name(name: str) -> bool:
-    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
 
 
 # -- splitting by video ----------------------------------------------------------------------------
@@ -249,6 +247,10 @@ def _prepare_one(job: VideoJob, split: str, state: PrepareState, preparer: Video
         state.remove_unfinished()
         _report_failure(job, exc, summary)
         return
+    except OSError as exc:  # a full disk or an unwritable OUT: stop, keeping every finished video
+        with contextlib.suppress(OSError):
+            state.remove_unfinished()
+        raise storage_error(exc.filename or preparer.out, exc) from None
     record.rows_file = rows_file_name(job.key)
     state.record(job.key, record, rows)
     summary.videos_prepared += 1

@@ -52,10 +52,11 @@ class TrainingData:
 
     def _cached(self, source):
         """Rank 0 builds the cache entry; the other ranks wait for it, then read it."""
+        rebuild = self.config.rebuild_cache
         if not self.procs.distributed:
-            return cached(source, progress=self.progress)
+            return cached(source, progress=self.progress, rebuild=rebuild)
         if self.procs.is_main:
-            source = cached(source, progress=self.progress)
+            source = cached(source, progress=self.progress, rebuild=rebuild)
         torch.distributed.barrier()
         return source if self.procs.is_main else cached(source)
 

@@ -10,11 +10,14 @@ printed and saved with the run. A preset may also bring stages (``zoo.train.stag
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
 import registry
-from zoo.errors import UsageError
+from zoo.errors import CheckpointError, UsageError
+from zoo.files import is_plain_name
+from zoo.model.schema import SIZE_BOUNDS
 
 
 # The seed's per-term weights, each an option of its own; a term's registration names its one.
@@ -31,7 +34,7 @@ class TrainConfig:
     terms: tuple = ("l1", "feature_matching", "identity")  # generator terms added to the loss
     objective: str = "gan"  # how the run learns (python main.py list objective)
     objective_args: dict = field(default_factory=dict)  # --arg objective.KEY=VALUE
-    stages: tuple = ()  # a preset's stages: [{"name", "objective", "share", "options"}]; empty = one
+    stages: tuple[dict, ...] = ()  # a preset's stages: [{"name", "objective", "share", "options"}]; empty = one
     encoder_args: dict = field(default_factory=dict)  # extra keyword arguments per component
     generator_args: dict = field(default_factory=dict)
     discriminator_args: dict = field(default_factory=dict)
@@ -46,6 +49,7 @@ class TrainConfig:
     clip_seconds: float = 1.0  # speech window per face (wav2pix: 1 s)
     num_workers: int = 8  # data loader processes, capped to the cores
     cache: bool = True  # decode faces and audio once into a memory-mapped cache
+    rebuild_cache: bool = False  # build the data's cache entry again even if it looks sound
     # optimisation
     epochs: int = 200  # seed value: right for real data on a GPU
     max_steps: Optional[int] = None  # stop after this many iterations (short runs, tests)
@@ -178,6 +182,10 @@ def validate(config: TrainConfig) -> None:
                              ("dataset", config.dataset, config.dataset_args)):
         registry.check_arguments(kind, name, args)
     _check_positive(config)
+    _check_sizes(config)
+    for flag, name in (("--save-path", config.save_path), ("--vis-screen", config.vis_screen)):
+        if name is not None and not is_plain_name(name):
+            raise UsageError(f"{flag} must be a plain folder name, not {name!r}")
     _check_hardware(config)
 
 
@@ -219,8 +227,22 @@ def _check_positive(config: TrainConfig) -> None:
         raise UsageError("--z-dim and --num-workers cannot be negative")
 
 
+def _check_sizes(config: TrainConfig) -> None:
+    """Sizes within the bounds a checkpoint's description must keep (``zoo.model.schema``), so no
+    option, typed or read back from a run, can ask torch for more memory than a machine has."""
+    if not math.isfinite(config.sample_rate * config.clip_seconds):
+        raise UsageError(f"--clip-seconds must be a finite number, not {config.clip_seconds}")
+    for name in ("embed_dim", "z_dim", "image_size", "sample_rate", "num_samples"):
+        low, high = SIZE_BOUNDS[name]
+        value = getattr(config, name)
+        if not low <= value <= high:
+            option = "--clip-seconds" if name == "num_samples" else f"--{name.replace('_', '-')}"
+            raise UsageError(f"{option} gives {name} {value}, outside [{low}, {high}]")
+
+
 # Options that may change when a run is resumed: they do not change what is being learned.
-RESUMABLE = {"epochs", "max_steps", "max_minutes", "quiet", "num_workers", "device", "log_every", "resume", "inference"}
+RESUMABLE = {"epochs", "max_steps", "max_minutes", "quiet", "num_workers", "device", "log_every", "resume",
+             "inference", "rebuild_cache"}
 
 
 def for_resume(run_dir: str, user: dict) -> tuple[TrainConfig, dict]:
@@ -235,11 +257,61 @@ def for_resume(run_dir: str, user: dict) -> tuple[TrainConfig, dict]:
         raise UsageError(f"--resume continues {run_dir} with its saved options; {flags} cannot change "
                          "(only --epochs, --max-steps, --num-workers, --device, --quiet may)")
     values = {k: v for k, v in saved["options"].items() if k in {f.name for f in dataclasses.fields(TrainConfig)}}
+    check_saved_types(values, f"{run_dir}/config.json")
+    values["rebuild_cache"] = False  # a one-off request: given again when wanted again
     values.update({k: v for k, v in given.items() if k in RESUMABLE})
-    values["terms"] = tuple(values["terms"])
+    values["terms"] = tuple(values.get("terms", ()))
     values["stages"] = tuple(values.get("stages", ()))
-    sources = dict(saved.get("sources", {}))
+    sources = dict(saved.get("sources", {})) if isinstance(saved.get("sources"), dict) else {}
     sources.update({k: "option" for k in given if k in RESUMABLE})
     config = TrainConfig(**values)
+    try:
+        _check_positive(config)
+        _check_sizes(config)
+    except UsageError as exc:  # the saved options, not the user's: the run's file is at fault
+        raise CheckpointError(f"{run_dir}/config.json: {exc}") from None
     validate(config)
+    _check_fits_last_checkpoint(run_dir, config)
     return config, sources
+
+
+def _check_fits_last_checkpoint(run_dir: str, config: TrainConfig) -> None:
+    """The model the saved options describe, built on the meta device (no memory), must match the
+    run's last checkpoint before the trainer builds it for real: a tampered ``config.json``
+    (a width of 10**9, say) is then one line instead of an allocation of terabytes."""
+    from pathlib import Path
+
+    from zoo.model import checkpoints
+    from zoo.model.speech_to_face import build_discriminator, build_speech_to_face
+    from zoo.train.parts import describe_run
+
+    folder = Path(run_dir) / "checkpoints" / checkpoints.LAST
+    model_file = folder / checkpoints.MODEL_FILE
+    if not model_file.is_file():
+        return  # nothing to resume from: the trainer says so
+    described = describe_run(config, checkpoints.read_description(model_file)["identities"])
+    checkpoints.check_skeleton(build_speech_to_face, described, model_file)
+    checkpoints.check_skeleton(build_discriminator, described, folder / checkpoints.DISCRIMINATOR_FILE)
+
+
+def check_saved_types(values: dict, source: str) -> None:
+    """Each saved option of its declared type: a run's ``config.json`` is read from disk, so
+    nothing in it is trusted (a string where a size belongs, a list where arguments belong)."""
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in values and not _of_type(values[f.name], str(f.type)):
+            raise CheckpointError(f"{source}: option {f.name} must be {f.type}, not {type(values[f.name]).__name__}")
+
+
+def _of_type(value, declared: str) -> bool:
+    if declared.startswith("Optional["):
+        return value is None or _of_type(value, declared[len("Optional["):-1])
+    checks = {
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+        "bool": lambda v: isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+        "tuple": lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v),
+        "tuple[dict, ...]": lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, dict) for x in v),
+        "dict": lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+    }
+    return checks.get(declared, lambda v: True)(value)

@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from zoo.errors import UsageError
-from zoo.files import write_text
+from zoo.errors import CheckpointError, UsageError, last_line
+from zoo.files import is_plain_name, make_folder, storage_error, write_text
 
 CONFIG_FILE = "config.json"
 STATS_FILE = "stats.jsonl"
@@ -28,17 +28,15 @@ def auto_name(runs_dir: Path, config) -> str:
 
 def create_run_dir(config) -> Path:
     """Make the run folder; refuse to train over another run's files."""
-    runs_dir = Path(config.runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    runs_dir = make_folder(config.runs_dir)
     name = config.save_path or auto_name(runs_dir, config)
-    if "/" in name or name in ("", ".", ".."):
+    if not is_plain_name(name):
         raise UsageError(f"--save-path must be a plain folder name, not '{name}'")
     run_dir = runs_dir / name
     if (run_dir / CONFIG_FILE).exists():
         raise UsageError(f"{run_dir} already holds a run: use --resume {run_dir} to continue it, "
                          "or choose another --save-path")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    return make_folder(run_dir)
 
 
 def read_config(run_dir: Path) -> dict:
@@ -46,7 +44,13 @@ def read_config(run_dir: Path) -> dict:
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise UsageError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
-    return json.loads(path.read_text())
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or bytes
+        raise CheckpointError(f"{path}: unreadable run configuration ({last_line(exc)})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("options"), dict):
+        raise CheckpointError(f"{path}: not a run configuration (no mapping of options)")
+    return record
 
 
 def run_of_checkpoint(model_file: Path) -> Optional[Path]:
@@ -81,16 +85,23 @@ class StatsLog:
     def _keep_until(self, step: int) -> None:
         """Keep the epochs that ended at or before ``step`` (the resumed checkpoint's)."""
         kept = []
-        for line in self.path.read_text().splitlines():
+        for line in self.path.read_bytes().decode("utf-8", errors="replace").splitlines():
             try:
-                if json.loads(line).get("step", 0) <= step:
-                    kept.append(line)
-            except json.JSONDecodeError:
+                record = json.loads(line)
+            except ValueError:
                 break  # a line cut short by a kill: drop it and everything after
+            if not isinstance(record, dict) or not isinstance(record.get("step", 0), int):
+                break
+            if record.get("step", 0) <= step:
+                kept.append(line)
         write_text(self.path, "".join(f"{line}\n" for line in kept))
 
     def append(self, record: dict) -> None:
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        """Add one line, flushed to disk; a full disk is one ``StorageError`` line."""
+        try:
+            with self.path.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise storage_error(self.path, exc) from None
