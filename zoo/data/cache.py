@@ -1,11 +1,12 @@
 """The preprocessing cache: decode and resize once, then serve every epoch from memory maps.
 
-``cached(dataset)`` returns a ``CachedDataset`` that reads uint8 faces and float16 waves from
-``.npy`` files under ``$WAV2PIX_ZOO_CACHE`` (default ``~/.cache/wav2pix-zoo``), building them
-first (with a progress bar) when absent. An entry is keyed by ``dataset.cache_key()``: the
-dataset's name, root, split, image size, sample rate, clip length, options and the size and
-modification time of every source file, so editing a file rebuilds the entry and nothing stale
-is ever served. Entries are written to a temporary folder and renamed into place, so an
+``cached(dataset)`` returns a ``CachedDataset`` that reads uint8 faces and float16 waves (float32
+with ``wave_dtype="float32"``) from ``.npy`` files under ``$WAV2PIX_ZOO_CACHE`` (default
+``~/.cache/wav2pix-zoo``), building them first (with a progress bar) when absent. An entry is
+keyed by ``dataset.cache_key()``: the dataset's name, root, split, image size, sample rate, clip
+length, options and the size and modification time of every source file, so editing a file
+rebuilds the entry and nothing stale is ever served; a float32 entry's key also names its dtype,
+so the two precisions never share an entry. Entries are written to a temporary folder and renamed into place, so an
 interrupted build or two concurrent builds never leave a half-written entry behind.
 """
 
@@ -33,7 +34,10 @@ if TYPE_CHECKING:  # only for the annotation: zoo.data.loader imports this modul
 
 FORMAT_VERSION = 1
 META_NAME = "meta.json"
-WAVE_SCALE_DTYPE = np.float16  # 11 bits of mantissa: ~66 dB below a clip's peak, enough for speech
+# float16: 11 bits of mantissa, ~66 dB below a clip's peak, enough for speech at half the memory;
+# float32: the decoded clip exactly, as wav2pix fed it (``--preset wav2pix_exact``).
+WAVE_DTYPES = {"float16": np.float16, "float32": np.float32}
+DEFAULT_WAVE_DTYPE = "float16"
 
 
 def entry_name(key: dict) -> str:
@@ -116,25 +120,35 @@ class CachedDataset(Dataset):
         return f"CachedDataset({self.name!r}, split={self.split!r}, items={len(self)}, at={str(self.directory)!r})"
 
 
+def cache_key(dataset, wave_dtype: str = DEFAULT_WAVE_DTYPE) -> dict:
+    """The key of ``dataset``'s entry with waves stored as ``wave_dtype``. The default adds
+    nothing, so float16 entries built before the option existed stay valid."""
+    if wave_dtype not in WAVE_DTYPES:
+        raise ValueError(f"wave_dtype must be one of {', '.join(WAVE_DTYPES)}, not {wave_dtype!r}")
+    key = dataset.cache_key()
+    return key if wave_dtype == DEFAULT_WAVE_DTYPE else {**key, "wave_dtype": wave_dtype}
+
+
 def cached(dataset, *, cache_dir: Optional[os.PathLike] = None, progress: Progress = SILENT,
-           workers: Optional[int] = None, rebuild: bool = False):
+           workers: Optional[int] = None, rebuild: bool = False, wave_dtype: str = DEFAULT_WAVE_DTYPE):
     """The dataset served from the preprocessing cache, building the entry if needed.
 
     A dataset without ``cache_key()`` (a third-party one may have none) is returned unchanged,
     as is one that is already cached. Wrap the result, not the source, in ``WithMismatch``:
     ``WithMismatch(cached(dataset))``. For cached data ``num_workers=0`` is the fastest loader
     on CPU (a batch is one gather from the memory maps; workers only add copying). ``workers`` processes decode in parallel while building
-    (default: every available core, at most 8).
+    (default: every available core, at most 8). ``wave_dtype`` is how the waves are stored:
+    ``"float16"`` or ``"float32"``.
     """
     if isinstance(dataset, CachedDataset) or not hasattr(dataset, "cache_key"):
         return dataset
-    key = dataset.cache_key()
+    key = cache_key(dataset, wave_dtype)
     directory = cache_root(cache_dir)
     entry = directory / entry_name(key)
     if rebuild and entry.exists():
         shutil.rmtree(entry, ignore_errors=True)
     if not (entry / META_NAME).is_file():
-        build_entry(dataset, key, entry, progress=progress, workers=workers)
+        build_entry(dataset, key, entry, progress=progress, workers=workers, wave_dtype=wave_dtype)
         prune_superseded(entry)
     return CachedDataset(entry)
 
@@ -186,7 +200,7 @@ class _RawItems(Dataset):
 
 
 def build_entry(dataset, key: dict, entry: Path, *, progress: Progress = SILENT,
-                workers: Optional[int] = None) -> Path:
+                workers: Optional[int] = None, wave_dtype: str = DEFAULT_WAVE_DTYPE) -> Path:
     """Decode every item of ``dataset`` into ``entry`` (atomically: temp folder, then rename)."""
     from zoo.hardware import cpu_cores
 
@@ -194,7 +208,8 @@ def build_entry(dataset, key: dict, entry: Path, *, progress: Progress = SILENT,
     num_samples = int(key.get("num_samples") or dataset.num_samples)
     with replacing(entry, folder=True) as staging:
         images = np.lib.format.open_memmap(staging / "images.npy", "w+", np.uint8, (count, size, size, 3))
-        waves = np.lib.format.open_memmap(staging / "waves.npy", "w+", WAVE_SCALE_DTYPE, (count, num_samples))
+        waves = np.lib.format.open_memmap(staging / "waves.npy", "w+", WAVE_DTYPES[wave_dtype],
+                                          (count, num_samples))
         workers = min(8, cpu_cores()) if workers is None else max(0, int(workers))
         _fill(dataset, images, waves, workers if count >= 64 else 0, progress)
         images.flush(), waves.flush()
