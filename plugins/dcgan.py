@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -34,9 +35,49 @@ def check_image_size(image_size: int) -> int:
 
 
 NORMALIZATIONS = ("spectral", "batch")
+# Power iterations torch's spectral_norm runs when it is applied. wav2pix's own SpectralNorm
+# (models/spectral_norm.py) ran none: its first forward iterated once from random vectors.
+SN_WARMUP = 15
 
 
-def up_layer(in_channels: int, out_channels: int, first: bool, normalization: str = "spectral") -> nn.Module:
+def spectral(module: nn.Module, warmup: int = SN_WARMUP, dim: int = 0) -> nn.Module:
+    """``module`` with torch's spectral norm on its weight (viewed along ``dim``), its power
+    iteration started from random vectors and run ``warmup`` times before the first forward.
+
+    At torch's own 15 nothing is redrawn, so the default builds exactly what torch builds. In
+    training mode every forward then runs one more iteration, as the reference's did.
+    """
+    module = spectral_norm(module, dim=dim)
+    if warmup != SN_WARMUP:
+        restart_power_iteration(module, warmup)
+    return module
+
+
+@torch.no_grad()
+def restart_power_iteration(module: nn.Module, iterations: int) -> None:
+    """Redraw a spectral-normed ``module``'s vectors u and v at random, then run ``iterations``
+    power iterations (torch's order: u from v, then v from u)."""
+    norm = module.parametrizations.weight[0]
+    weight = module.parametrizations.weight.original
+    matrix = weight.movedim(norm.dim, 0).flatten(1)
+    u = F.normalize(torch.randn_like(norm._u), dim=0, eps=norm.eps)
+    v = F.normalize(torch.randn_like(norm._v), dim=0, eps=norm.eps)
+    for _ in range(iterations):
+        u = F.normalize(matrix @ v, dim=0, eps=norm.eps)
+        v = F.normalize(matrix.T @ u, dim=0, eps=norm.eps)
+    norm._u.copy_(u)
+    norm._v.copy_(v)
+
+
+def check_sn_warmup(sn_warmup: int) -> int:
+    """``sn_warmup`` if it is a count of iterations, else a ValueError."""
+    if isinstance(sn_warmup, bool) or not isinstance(sn_warmup, int) or sn_warmup < 0:
+        raise ValueError(f"sn_warmup must be a whole number of power iterations >= 0, not {sn_warmup!r}")
+    return sn_warmup
+
+
+def up_layer(in_channels: int, out_channels: int, first: bool, normalization: str = "spectral",
+             sn_warmup: int = SN_WARMUP) -> nn.Module:
     """A 4x4 transposed convolution, no bias: 1x1 -> 4x4 first, then x2.
 
     ``spectral``: wav2pix's spectral norm on the weight. The reference normalises every weight
@@ -45,16 +86,16 @@ def up_layer(in_channels: int, out_channels: int, first: bool, normalization: st
     """
     stride, padding = (1, 0) if first else (2, 1)
     conv = nn.ConvTranspose2d(in_channels, out_channels, 4, stride, padding, bias=False)
-    return spectral_norm(conv, dim=0) if normalization == "spectral" else conv
+    return spectral(conv, sn_warmup, dim=0) if normalization == "spectral" else conv
 
 
-def down_trunk(image_size: int) -> tuple[nn.Sequential, int]:
+def down_trunk(image_size: int, sn_warmup: int = SN_WARMUP) -> tuple[nn.Sequential, int]:
     """Spectral-normed Conv 4x4 s2 (no bias) + LeakyReLU 0.2 down to 4x4; returns (trunk, C)."""
     widths = (3,) + DISCRIMINATOR_WIDTHS[image_size]
     layers = []
     for a, b in zip(widths, widths[1:]):
         conv = nn.Conv2d(a, b, 4, stride=2, padding=1, bias=False)
-        layers += [spectral_norm(conv), nn.LeakyReLU(0.2, inplace=True)]
+        layers += [spectral(conv, sn_warmup), nn.LeakyReLU(0.2, inplace=True)]
     return nn.Sequential(*layers), widths[-1]
 
 
@@ -63,11 +104,13 @@ class DCGANGenerator(Generator):
 
     Each hidden layer is a spectral-normed transposed conv, Dropout, ReLU; no batch norm; Tanh
     out. With ``z_dim=0`` (wav2pix) it has 3,804,160 parameters at 64 and 13,241,344 at 128.
+    ``sn_warmup``: power iterations before the first forward (torch's 15; wav2pix's 0).
     """
 
     def __init__(self, image_size: int = 64, embed_dim: int = 128, z_dim: int = 0,
-                 dropout: float = 0.5, normalization: str = "spectral"):
+                 dropout: float = 0.5, normalization: str = "spectral", sn_warmup: int = SN_WARMUP):
         super().__init__(image_size=check_image_size(image_size), embed_dim=embed_dim, z_dim=z_dim)
+        check_sn_warmup(sn_warmup)
         if embed_dim < 1 or z_dim < 0 or not 0 <= dropout < 1:
             raise ValueError(f"need embed_dim >= 1, z_dim >= 0 and 0 <= dropout < 1; got "
                              f"{embed_dim}, {z_dim} and {dropout}")
@@ -76,13 +119,13 @@ class DCGANGenerator(Generator):
         widths = (embed_dim + z_dim,) + GENERATOR_WIDTHS[image_size]
         layers = []
         for i, (a, b) in enumerate(zip(widths, widths[1:])):
-            layers.append(up_layer(a, b, i == 0, normalization))
+            layers.append(up_layer(a, b, i == 0, normalization, sn_warmup))
             if normalization == "batch":
                 layers.append(nn.BatchNorm2d(b))
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             layers.append(nn.ReLU(inplace=True))
-        layers += [up_layer(widths[-1], 3, False, normalization), nn.Tanh()]
+        layers += [up_layer(widths[-1], 3, False, normalization, sn_warmup), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         init_weights(self)  # spectral-normed weights keep torch's default, as the reference
 
@@ -106,11 +149,11 @@ class DCGANGenerator(Generator):
 class _TrunkDiscriminator(Discriminator):
     """The shared spectral-normed trunk; subclasses decide how the embedding conditions it."""
 
-    def __init__(self, image_size: int, embed_dim: int):
+    def __init__(self, image_size: int, embed_dim: int, sn_warmup: int = SN_WARMUP):
         super().__init__(image_size=check_image_size(image_size), embed_dim=embed_dim)
         if embed_dim < 1:
             raise ValueError(f"embed_dim must be positive, got {embed_dim}")
-        self.trunk, self.trunk_channels = down_trunk(image_size)
+        self.trunk, self.trunk_channels = down_trunk(image_size, check_sn_warmup(sn_warmup))
 
     def trunk_features(self, image: torch.Tensor) -> torch.Tensor:
         """``image[B, 3, S, S]`` -> trunk activations ``[B, C, 4, 4]``."""
@@ -124,10 +167,11 @@ class DCGANDiscriminator(_TrunkDiscriminator):
     """wav2pix's discriminator: trunk, embedding tiled 4x4 and concatenated, plain 4x4 conv.
 
     2,765,824 parameters at 64 and 11,162,624 at 128 (no bias anywhere, as the reference).
+    ``sn_warmup``: power iterations before the first forward (torch's 15; wav2pix's 0).
     """
 
-    def __init__(self, image_size: int = 64, embed_dim: int = 128):
-        super().__init__(image_size, embed_dim)
+    def __init__(self, image_size: int = 64, embed_dim: int = 128, sn_warmup: int = SN_WARMUP):
+        super().__init__(image_size, embed_dim, sn_warmup)
         self.head = nn.Conv2d(self.trunk_channels + embed_dim, 1, TRUNK_SIZE, bias=False)
         init_weights(self)  # the plain head gets N(0, 0.02); spectral-normed layers keep torch's
 
@@ -146,10 +190,10 @@ class ProjectionDiscriminator(_TrunkDiscriminator):
     the speech embedding (a continuous condition, so ``V`` is a linear map, not a lookup table).
     """
 
-    def __init__(self, image_size: int = 64, embed_dim: int = 128):
-        super().__init__(image_size, embed_dim)
-        self.linear = spectral_norm(nn.Linear(self.trunk_channels, 1))
-        self.project = spectral_norm(nn.Linear(embed_dim, self.trunk_channels, bias=False))
+    def __init__(self, image_size: int = 64, embed_dim: int = 128, sn_warmup: int = SN_WARMUP):
+        super().__init__(image_size, embed_dim, sn_warmup)
+        self.linear = spectral(nn.Linear(self.trunk_channels, 1), sn_warmup)
+        self.project = spectral(nn.Linear(embed_dim, self.trunk_channels, bias=False), sn_warmup)
         init_weights(self)
 
     def forward(self, image: torch.Tensor, embedding: torch.Tensor):

@@ -11,8 +11,9 @@ from zoo import Preset, Stage, hookimpl
 
 
 def wav2pix() -> Preset:
-    """wav2pix exactly (Duarte et al., ICASSP 2019): segan encoder, spectral-normed DCGAN
-    generator with dropout, DCGAN discriminator, least squares, the seed's values."""
+    """wav2pix's model exactly (Duarte et al., ICASSP 2019): segan encoder, spectral-normed DCGAN
+    generator with dropout, DCGAN discriminator, least squares, the seed's values; trained with
+    our step (``gan``). ``wav2pix_exact`` trains it as the reference's code did."""
     return Preset(
         options={"encoder": "segan", "generator": "dcgan", "discriminator": "dcgan", "loss": "lsgan",
                  "terms": ("l1", "feature_matching", "identity"), "objective": "gan", "z_dim": 0,
@@ -41,6 +42,19 @@ def retrieval() -> Preset:
                   reference="a baseline of ours: speaker classification plus the identity's mean face")
 
 
+def wav2pix_exact() -> Preset:
+    """wav2pix's model trained as its own code trained it: the ``gan_seed`` objective (two
+    generator passes per iteration, float32, plain Adam), float32 audio, the last partial batch
+    of each epoch kept, spectral norm's power iteration started from random vectors, and its
+    code's defaults of 201 epochs at 128 px. docs/WAV2PIX.md lists every remaining difference."""
+    options = dict(wav2pix().options)
+    options.update({"objective": "gan_seed", "wave_dtype": "float32", "drop_last": False,
+                    "epochs": 201, "image_size": 128,
+                    "generator_args": {"sn_warmup": 0}, "discriminator_args": {"sn_warmup": 0}})
+    return Preset(options=options, reference="Duarte et al., Wav2Pix, ICASSP 2019; github.com/imatge-upc/wav2pix "
+                                             "(runtime.py, scripts/trainer.py, models/spectral_norm.py)")
+
+
 @hookimpl
 def register_presets(register):
     """Register the built-in presets."""
@@ -49,3 +63,5 @@ def register_presets(register):
              description="voice2face: pretrained frozen log-mel encoder, unconditional D with an identity head, BCE")
     register("retrieval", retrieval,
              description="baseline: the speech encoder names the speaker; the face is that identity's mean real face")
+    register("wav2pix_exact", wav2pix_exact,
+             description="wav2pix trained as its code did: gan_seed objective, float32 audio, no drop_last, 201 epochs, 128 px")

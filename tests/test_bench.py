@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -120,12 +121,11 @@ def test_step_flops_follow_the_iterations():
 def steps():
     """Our step and the seed-style step from the same weights, a batch of 2 (tiny data)."""
     torch.set_num_threads(1)
-    from zoo.bench.benchmark import fresh_copy, pageable
+    from zoo.bench.benchmark import fresh_copy, pageable_batch
     from zoo.train.config import resolve
     from zoo.hardware import Processes
     from zoo.model.speech_to_face import build_discriminator, build_speech_to_face
-    from zoo.bench.seed_step import SeedStyleStep
-    from zoo.train.parts import build_objective, build_parts, describe_run
+    from zoo.train.parts import TrainingParts, build_objective, build_parts, describe_run
     from zoo.train.batches import TrainingData
 
     config, _ = resolve({"encoder": "segan", "batch_size": 2, "device": "cpu", "clip_seconds": 0.25,
@@ -136,10 +136,11 @@ def steps():
     items = next(iter(data.loader))
     description = describe_run(config, data.identities)
     parts = build_parts(description, device)
-    seed = SeedStyleStep(fresh_copy(parts.model, build_speech_to_face, description, device),
-                         fresh_copy(parts.discriminator, build_discriminator, description, device), config, device)
+    seed_parts = TrainingParts(fresh_copy(parts.model, build_speech_to_face, description, device),
+                               fresh_copy(parts.discriminator, build_discriminator, description, device))
+    seed = build_objective(replace(config, objective="gan_seed"), seed_parts, device)
     objective = build_objective(config, parts, device)
-    return parts, objective.step, seed, data.to_batch(items), pageable(items), objective
+    return parts, objective.step, seed, data.to_batch(items), pageable_batch(items), objective
 
 
 def forward_calls(*modules):
@@ -155,7 +156,7 @@ def test_forward_counts_of_both_iterations(steps):
     ours(batch)
     assert mine[0] == 1 and mine[1] == 5  # three groups one by one on the CPU, then fake and real
     theirs = forward_calls(seed.model, seed.discriminator)
-    stats = seed(host)
+    stats = seed.step(host)
     assert theirs == [2, 5] and all(torch.isfinite(v) for v in stats.values())
 
 
@@ -173,7 +174,7 @@ def test_scoring_groups_one_by_one_means_one_batched_forward(steps):
         critic.load_state_dict(parts.discriminator.state_dict())
         step = objective._step_over(parts.model, critic)
         step.score_separately = separately
-        scores = step.score_groups(groups, embedding)
+        scores, _ = step.score_groups(groups, embedding)
         scores.square().sum().backward()
         results.append((scores.detach(), {k: v.clone() for k, v in critic.state_dict().items()},
                         [p.grad.clone() for p in critic.parameters()]))

@@ -148,6 +148,13 @@ def test_pre_trained_of_another_architecture_is_refused(tmp_path):
     (["--preset", "wav2pixx"], "unknown preset"),
     (["--batch-size", "0"], "must be positive"),
     (["--arg", "encoder.widht=8"], "did you mean 'width'"),
+    (["--step", "seed", "--amp"], "float32 iteration"),
+    (["--step", "seed", "--loss", "hinge"], "least squares"),
+    (["--objective", "gan_seed", "--terms", "l1,identity,wrong_term"], "wrong_term"),
+    (["--step", "fast"], "--step takes ours or seed"),
+    (["--step", "seed", "--objective", "gan"], "--step seed means --objective gan_seed"),
+    (["--wave-dtype", "float64"], "--wave-dtype must be one of float16, float32"),
+    (["--no-drop-last", "--batch-size", "23"], "a last batch of one pair"),
 ])
 def test_bad_options_exit_2_with_one_line_before_any_work(tmp_path, args, expected):
     result = run_cli(cli_args(tmp_path, "--max-steps", "1", *args))  # a real process: a traceback would show

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT
-from train_helpers import cli_args, run_trainer, weights
+from train_helpers import assert_same_weights, cli_args, run_trainer, torchrun
 from zoo.model import checkpoints
 
 MODES = {
@@ -22,13 +22,6 @@ MODES = {
     "loader workers": {"num_workers": 2},
     "128 px": {"image_size": 128},
 }
-
-
-def assert_same_weights(a: Path, b: Path) -> None:
-    expected, actual = weights(a), weights(b)
-    assert expected.keys() == actual.keys()
-    different = [k for k in expected if not torch.equal(expected[k], actual[k])]
-    assert not different, f"{len(different)} of {len(expected)} tensors differ, e.g. {different[:3]}"
 
 
 @pytest.mark.parametrize("mode", list(MODES))
@@ -88,13 +81,6 @@ def test_a_staged_run_resumes_exactly_in_either_stage(tmp_path):
 
 
 # -- torchrun ------------------------------------------------------------------------------------------
-def torchrun(tmp_path: Path, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WAV2PIX_ZOO_PLUGINS": "", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "main.py", *cli_args(tmp_path, *extra)]
-    return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-
-
 def test_uneven_shards_give_every_rank_the_same_steps(tmp_path):
     # 27 pairs over 2 ranks: 14 and 13 before the fix; with batch 7 that was 2 steps against 1,
     # and the rank with more waited forever at the next collective.

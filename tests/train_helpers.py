@@ -62,3 +62,21 @@ def weights(checkpoint: Path) -> dict:
     tensors = {f"g.{k}": v for k, v in load_file(str(checkpoint / "model.safetensors")).items()}
     tensors.update({f"d.{k}": v for k, v in load_file(str(checkpoint / "discriminator.safetensors")).items()})
     return tensors
+
+
+def torchrun(runs_dir: Path, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The tiny run as two ranks under torchrun (gloo, one thread each)."""
+    env = {**os.environ, "WAV2PIX_ZOO_PLUGINS": "", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "main.py", *cli_args(runs_dir, *extra)]
+    return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    """Two checkpoints hold bitwise equal tensors."""
+    import torch
+
+    expected, actual = weights(a), weights(b)
+    assert expected.keys() == actual.keys()
+    different = [k for k in expected if not torch.equal(expected[k], actual[k])]
+    assert not different, f"{len(different)} of {len(expected)} tensors differ, e.g. {different[:3]}"

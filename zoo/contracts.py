@@ -121,6 +121,11 @@ class Objective:
         self.context = context
         self.optimizers: dict = {}
 
+    @classmethod
+    def check(cls, config) -> None:
+        """Refuse, with a ``UsageError``, resolved training options (a ``TrainConfig``) that this
+        objective cannot honour; called before any work starts. The default accepts all."""
+
     def bind(self, wrap) -> None:
         """Receive ``wrap(module) -> module``: the trainer's DDP and compile wrapper. Wrap the
         modules this objective runs forward through (the default wraps nothing)."""

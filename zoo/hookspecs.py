@@ -53,7 +53,8 @@ def register_losses(register):
 @hookspec
 def register_objectives(register):
     """Register training objectives: factories ``(context: ObjectiveContext) -> Objective`` that own
-    which parts train, their optimisers, the losses of one step and what it logs."""
+    which parts train, their optimisers, the losses of one step and what it logs; a factory's
+    ``check(config)`` classmethod, if any, refuses options it cannot honour before any work."""
 
 
 @hookspec

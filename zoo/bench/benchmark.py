@@ -3,8 +3,9 @@
 Measured after warm-up, as medians over repeated timed blocks:
 
 - our training iteration (the ``gan`` objective's ``GanStep``) and the seed-style iteration
-  (``zoo.bench.seed_step``) on the same models, weights, batch and device, in interleaved blocks
-  (ours, seed, seed, ours ...) so a busy machine slows both alike; their ratio;
+  (the ``gan_seed`` objective, fed from pageable host memory as the reference's loader fed it)
+  on the same models, weights, batch and device, in interleaved blocks (ours, seed, seed,
+  ours ...) so a busy machine slows both alike; their ratio;
 - the data loader's pairs/s over the training split, cold (decoding every item) and cached
   (``zoo.data.cache`` memory maps), exactly as training builds it (``TrainingData``);
 - ``generate`` latency per clip: the ``FacePipeline`` on one clip, and per clip in a batch;
@@ -30,15 +31,15 @@ from typing import Callable, Optional
 import torch
 
 from zoo.callbacks import SILENT, Progress
+from zoo.contracts import Batch
 from zoo.data.cache import META_NAME, cached, entry_for
 from zoo.train.config import TrainConfig, resolve
 from zoo.bench.flops import count_forward_flops, matmul_flops_per_second, ours_step_flops, seed_step_flops
 from zoo.hardware import Processes, cpu_cores, peak_memory_bytes, resolve_device
 from zoo.model.speech_to_face import build_discriminator, build_speech_to_face
 from zoo.model.pipeline import FacePipeline
-from zoo.bench.seed_step import SeedStyleStep
 from zoo.train.randomness import seed_everything
-from zoo.train.parts import build_objective, build_parts, describe_run
+from zoo.train.parts import TrainingParts, build_objective, build_parts, describe_run
 from zoo.train.batches import TrainingData
 
 BLOCK_SECONDS = 0.5  # a timed block lasts at least this long (one iteration at least)
@@ -98,6 +99,12 @@ def pageable(items: dict) -> dict:
             for k, v in items.items()}
 
 
+def pageable_batch(items: dict) -> Batch:
+    """A collated batch as a ``Batch`` in pageable host memory: what the seed-style step eats."""
+    host = pageable(items)
+    return Batch(wave=host["wave"], image=host["image"], wrong=host.get("wrong_image"), identity=host["identity"])
+
+
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     """True when two modules hold bitwise equal parameters and buffers."""
     left, right = a.state_dict(), b.state_dict()
@@ -144,11 +151,11 @@ def loader_pairs_per_second(data: TrainingData, batches: int, warmup: int, devic
     return pairs / (time.perf_counter() - start)
 
 
-def cache_exists(source) -> bool:
+def cache_exists(source, wave_dtype: str) -> bool:
     """Whether ``source`` already has a cache entry (then ``cached`` only opens it)."""
     if not hasattr(source, "cache_key"):
         return False
-    return (entry_for(source) / META_NAME).is_file()
+    return (entry_for(source, wave_dtype=wave_dtype) / META_NAME).is_file()
 
 
 def bench_loader(config: TrainConfig, procs: Processes, device: torch.device, batches: int,
@@ -157,9 +164,9 @@ def bench_loader(config: TrainConfig, procs: Processes, device: torch.device, ba
     cold = TrainingData(replace(config, cache=False), procs, device)
     cold_rate = loader_pairs_per_second(cold, batches, warmup, device)
     source = cold.train.dataset
-    existed = cache_exists(source)
+    existed = cache_exists(source, config.wave_dtype)
     start = time.perf_counter()
-    cached(source)
+    cached(source, wave_dtype=config.wave_dtype)
     build_seconds = time.perf_counter() - start
     warm = TrainingData(replace(config, cache=True), procs, device)
     # A cached batch takes about a millisecond: time five times as many for a steady figure.
@@ -293,9 +300,9 @@ def _timed_steps(config, parts, seed_parts, data: TrainingData, items: dict, dev
         objective.bind(torch.compile)
     steps = [TimedStep("ours", lambda: objective.step(data.to_batch(items)), device)]
     if seed_parts is not None:
-        seed_step = SeedStyleStep(*seed_parts, config, device)
-        host = pageable(items)
-        steps.append(TimedStep("seed", lambda: seed_step(host), device))
+        seed = build_objective(replace(config, objective="gan_seed", amp=False), TrainingParts(*seed_parts), device)
+        host = pageable_batch(items)
+        steps.append(TimedStep("seed", lambda: seed.step(host), device))
     return steps
 
 

@@ -18,7 +18,7 @@ Accounting (what ``bench`` reports as achieved FLOP/s):
   scoring real, fake and mismatched pairs in one forward and backward (3 x 3D); in the generator
   update D on the fakes, forward and backward (3D), and D on the real faces without gradient
   (1D). Total ``3G + 13D`` (``3G + 10D`` without mismatched pairs).
-- The seed-style iteration (``zoo.bench.seed_step``): two G forwards, both backpropagated (the
+- The seed-style iteration (the ``gan_seed`` objective): two G forwards, both backpropagated (the
   discriminator's loss flows back into the generator because the fakes are not detached): 6G;
   three D forwards and backwards in the discriminator update (9D); in the generator update D on
   the fakes, forward and backward (3D), and D on the real faces, whose graph is never used (1D).

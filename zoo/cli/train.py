@@ -14,7 +14,7 @@ from rich.table import Table
 from zoo.cli.options import (COMPONENTS, DATA, HARDWARE, OPTIM, OUTPUT, component_args, component_option, flag,
                              parse_pairs, split_names)
 from zoo.cli.output import console, warn_line
-from zoo.errors import INTERRUPTED_EXIT_CODE
+from zoo.errors import INTERRUPTED_EXIT_CODE, UsageError
 from zoo.train.config import TrainConfig, default_of
 
 
@@ -31,6 +31,7 @@ def command(
     terms: Optional[str] = typer.Option(None, help=_help("Generator terms, comma list", "terms"), rich_help_panel=COMPONENTS),
     preset: Optional[str] = component_option("preset", "A registered bundle of components, settings and stages (python main.py list preset)", "none"),
     objective: Optional[str] = component_option("objective", "How the run learns (python main.py list objective)", default_of("objective")),
+    step: Optional[str] = typer.Option(None, "--step", metavar="ours|seed", help="The training iteration: ours (--objective gan) or seed (--objective gan_seed, wav2pix's own).", rich_help_panel=COMPONENTS),
     freeze_encoder: bool = typer.Option(False, "--freeze-encoder", help="Keep the speech encoder fixed (with --pre-trained-encoder).", rich_help_panel=COMPONENTS),
     z_dim: Optional[int] = typer.Option(None, help=_help("Noise size; 0 = none, as wav2pix", "z_dim"), rich_help_panel=COMPONENTS),
     embed_dim: Optional[int] = typer.Option(None, help=_help("Speech embedding size", "embed_dim"), rich_help_panel=COMPONENTS),
@@ -42,6 +43,8 @@ def command(
     num_workers: Optional[int] = typer.Option(None, help=_help("Data loader processes, capped to the cores", "num_workers"), rich_help_panel=DATA),
     cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help=_help("Decode the data once into a memory-mapped cache", "cache"), rich_help_panel=DATA),
     rebuild_cache: bool = typer.Option(False, "--rebuild-cache", help="Build the data's cache entry again, even if it looks sound.", rich_help_panel=DATA),
+    wave_dtype: Optional[str] = typer.Option(None, metavar="float16|float32", help=_help("Audio precision in the cache (float32: wav2pix's)", "wave_dtype"), rich_help_panel=DATA),
+    drop_last: Optional[bool] = typer.Option(None, "--drop-last/--no-drop-last", help=_help("Skip each epoch's last partial batch (wav2pix kept it)", "drop_last"), rich_help_panel=DATA),
     epochs: Optional[int] = typer.Option(None, help=_help("Epochs", "epochs", ", or the dataset's suggestion"), rich_help_panel=OPTIM),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many iterations.", rich_help_panel=OPTIM),
     max_minutes: Optional[float] = typer.Option(None, help="Stop after this many minutes of training (split between stages).", rich_help_panel=OPTIM),
@@ -71,11 +74,13 @@ def command(
     """Train a speech-to-face GAN (on the embedded synthetic data unless told otherwise)."""
     options = {
         "encoder": encoder, "generator": generator, "discriminator": discriminator, "loss": loss,
-        "terms": split_names(terms, "--terms", allow_empty=True), "preset": preset, "objective": objective,
+        "terms": split_names(terms, "--terms", allow_empty=True), "preset": preset,
+        "objective": objective_of(step, objective),
         "freeze_encoder": flag(freeze_encoder), "pre_trained_encoder": pre_trained_encoder, "z_dim": z_dim, "embed_dim": embed_dim,
         "dataset": dataset, "data": data, "image_size": image_size, "clip_seconds": clip_seconds,
-        "num_workers": num_workers, "cache": cache, "rebuild_cache": flag(rebuild_cache), "epochs": epochs,
-        "max_steps": max_steps, "max_minutes": max_minutes,
+        "num_workers": num_workers, "cache": cache, "rebuild_cache": flag(rebuild_cache),
+        "wave_dtype": wave_dtype, "drop_last": drop_last, "epochs": epochs, "max_steps": max_steps,
+        "max_minutes": max_minutes,
         "batch_size": batch_size, "lr_d": lr_d, "lr_g": lr_g, "l1_coef": l1_coef, "l2_coef": l2_coef,
         "softmax_coef": softmax_coef, "term_coefs": parse_pairs(term_coef, "--term-coef") or None,
         "seed": seed, "save_path": save_path, "vis_screen": vis_screen, "runs_dir": runs_dir,
@@ -85,6 +90,21 @@ def command(
         **component_args(arg),
     }
     raise typer.Exit(run(options))
+
+
+# ``--step``: the issue's words for the two GAN iterations, each an objective.
+STEPS = {"ours": "gan", "seed": "gan_seed"}
+
+
+def objective_of(step: Optional[str], objective: Optional[str]) -> Optional[str]:
+    """The objective ``--step`` names (None when not given); refuses a contradicting --objective."""
+    if step is None:
+        return objective
+    if step not in STEPS:
+        raise UsageError(f"--step takes {' or '.join(STEPS)}, not '{step}'")
+    if objective is not None and objective != STEPS[step]:
+        raise UsageError(f"--step {step} means --objective {STEPS[step]}, not '{objective}'; give one of them")
+    return STEPS[step]
 
 
 def show_config(config: TrainConfig, sources: dict) -> None:

@@ -160,6 +160,15 @@ class CachedDataset(Dataset):
         return f"CachedDataset({self.name!r}, split={self.split!r}, items={len(self)}, at={str(self.directory)!r})"
 
 
+def cache_key(dataset, wave_dtype: str = DEFAULT_WAVE_DTYPE) -> dict:
+    """The key of ``dataset``'s entry with waves stored as ``wave_dtype``. The default adds
+    nothing, so float16 entries built before the option existed stay valid."""
+    if wave_dtype not in WAVE_DTYPES:
+        raise ValueError(f"wave_dtype must be one of {', '.join(WAVE_DTYPES)}, not {wave_dtype!r}")
+    key = dataset.cache_key()
+    return key if wave_dtype == DEFAULT_WAVE_DTYPE else {**key, "wave_dtype": wave_dtype}
+
+
 def cached(dataset, *, cache_dir: Optional[os.PathLike] = None, progress: Progress = SILENT,
            workers: Optional[int] = None, rebuild: bool = False, wave_dtype: str = DEFAULT_WAVE_DTYPE):
     """The dataset served from the preprocessing cache, building the entry if needed.

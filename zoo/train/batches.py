@@ -28,6 +28,9 @@ class TrainingData:
                  workers_chosen: bool = False):
         self.config, self.procs, self.device, self.progress = config, procs, device, progress
         source = self._dataset("train")
+        # The batch size is checked against the split's size before the cache is built.
+        self.sampler = EpochSampler(len(source), config.seed, True, procs.rank, procs.world_size)
+        self.steps_per_epoch = self._steps_per_epoch(self.sampler.per_rank)
         if config.cache:
             source = self._cached(source)
         with warnings.catch_warnings(record=True) as caught:
@@ -36,14 +39,20 @@ class TrainingData:
         for warning in caught:
             progress.message(f"warning: {warning.message}")
         self.identities = list(source.identities)
-        self.sampler = EpochSampler(len(self.train), config.seed, True, procs.rank, procs.world_size)
-        self.steps_per_epoch = self.sampler.per_rank // config.batch_size
-        if self.steps_per_epoch == 0:
-            raise UsageError(f"--batch-size {config.batch_size} is larger than the {self.sampler.per_rank} "
-                             f"training pairs this process gets; use a smaller batch")
         self.loader = make_loader(self.train, config.batch_size, self._workers(workers_chosen),
-                                  seed=config.seed, device=device, drop_last=True, sampler=self.sampler)
+                                  seed=config.seed, device=device, drop_last=config.drop_last, sampler=self.sampler)
         self.samples = self._samples()
+
+    def _steps_per_epoch(self, pairs: int) -> int:
+        """Batches per epoch: whole batches only with ``drop_last``, else the last partial one too."""
+        size = self.config.batch_size
+        if pairs == 0 or (pairs < size and self.config.drop_last):
+            raise UsageError(f"--batch-size {size} is larger than the {pairs} training pairs this process "
+                             "gets; use a smaller batch")
+        if not self.config.drop_last and pairs % size == 1:
+            raise UsageError(f"--no-drop-last: {pairs} training pairs in batches of {size} leave a last batch "
+                             "of one pair, on which BatchNorm cannot train; choose another --batch-size")
+        return pairs // size if self.config.drop_last else -(-pairs // size)
 
     def _dataset(self, split: str):
         c = self.config
@@ -52,13 +61,13 @@ class TrainingData:
 
     def _cached(self, source):
         """Rank 0 builds the cache entry; the other ranks wait for it, then read it."""
-        rebuild = self.config.rebuild_cache
+        rebuild, dtype = self.config.rebuild_cache, self.config.wave_dtype
         if not self.procs.distributed:
-            return cached(source, progress=self.progress, rebuild=rebuild)
+            return cached(source, progress=self.progress, rebuild=rebuild, wave_dtype=dtype)
         if self.procs.is_main:
-            source = cached(source, progress=self.progress, rebuild=rebuild)
+            source = cached(source, progress=self.progress, rebuild=rebuild, wave_dtype=dtype)
         torch.distributed.barrier()
-        return source if self.procs.is_main else cached(source)
+        return source if self.procs.is_main else cached(source, wave_dtype=dtype)
 
     def _workers(self, chosen: bool) -> int:
         workers = min(self.config.num_workers, cpu_cores())

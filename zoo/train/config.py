@@ -50,6 +50,8 @@ class TrainConfig:
     num_workers: int = 8  # data loader processes, capped to the cores
     cache: bool = True  # decode faces and audio once into a memory-mapped cache
     rebuild_cache: bool = False  # build the data's cache entry again even if it looks sound
+    wave_dtype: str = "float16"  # audio in the cache: float16 (~66 dB below peak) or float32 (wav2pix's)
+    drop_last: bool = True  # skip each epoch's last partial batch (wav2pix trained on it)
     # optimisation
     epochs: int = 200  # seed value: right for real data on a GPU
     max_steps: Optional[int] = None  # stop after this many iterations (short runs, tests)
@@ -146,9 +148,14 @@ def preset_options(name: str) -> dict:
     return options
 
 
+# Component arguments merge key by key across the layers: ``--arg generator.dropout=0.3`` over a
+# preset's ``generator_args`` keeps the preset's other arguments.
+MERGED = ("encoder_args", "generator_args", "discriminator_args", "dataset_args", "objective_args")
+
+
 def _apply(values: dict, sources: dict, updates: dict, source: str) -> None:
     for key, value in updates.items():
-        values[key] = value
+        values[key] = {**values[key], **value} if key in MERGED and value is not None else value
         sources[key] = source
 
 
@@ -186,6 +193,8 @@ def validate(config: TrainConfig) -> None:
     for flag, name in (("--save-path", config.save_path), ("--vis-screen", config.vis_screen)):
         if name is not None and not is_plain_name(name):
             raise UsageError(f"{flag} must be a plain folder name, not {name!r}")
+    _check_data(config)
+    _check_objectives(config)  # before the hardware: "--amp with gan_seed" says why on any machine
     _check_hardware(config)
 
 
@@ -199,6 +208,22 @@ def _check_stages(config: TrainConfig) -> None:
         unknown = set(stage.get("options", {})) - fields
         if unknown:
             raise UsageError(f"stage '{stage['name']}' sets unknown option(s): {', '.join(sorted(unknown))}")
+
+
+def _check_data(config: TrainConfig) -> None:
+    from zoo.data.cache import WAVE_DTYPES
+
+    if config.wave_dtype not in WAVE_DTYPES:
+        raise UsageError(f"--wave-dtype must be one of {', '.join(WAVE_DTYPES)}, not '{config.wave_dtype}'")
+
+
+def _check_objectives(config: TrainConfig) -> None:
+    """Each stage's objective may refuse options it cannot honour (``Objective.check``)."""
+    stages = config.stages or ({"objective": config.objective, "options": {}},)
+    for stage in stages:
+        check = getattr(registry.get("objective", stage["objective"]).factory, "check", None)
+        if callable(check):
+            check(dataclasses.replace(config, objective=stage["objective"], **stage.get("options", {})))
 
 
 def _check_hardware(config: TrainConfig) -> None:
@@ -250,7 +275,7 @@ def for_resume(run_dir: str, user: dict) -> tuple[TrainConfig, dict]:
     from zoo.train.runs import read_config
 
     saved = read_config(run_dir)
-    given = {k: v for k, v in user.items() if v is not None and v is not False}
+    given = {k: v for k, v in user.items() if v is not None}  # flags left off are None
     changed = sorted(k for k in given if k not in RESUMABLE and given[k] != saved["options"].get(k))
     if changed:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in changed)
