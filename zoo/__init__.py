@@ -37,7 +37,8 @@ _LAZY = {
                      "FALLBACK_EXTENSIONS"), "zoo.media.audio"),
     **dict.fromkeys(("load_face", "to_tensor", "to_uint8", "as_uint8_batch", "save_grid", "save_image",
                      "IMAGE_EXTENSIONS"), "zoo.media.images"),
-    "cache_root": "zoo.files",
+    **dict.fromkeys(("cache_root", "replacing"), "zoo.files"),
+    "dataset_key": "zoo.evaluate.face_classifier",
 }
 
 __all__ = [
