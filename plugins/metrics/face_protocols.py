@@ -187,11 +187,11 @@ def face_retrieval(ks: Sequence[int] = (1, 2, 5, 10), size: int = 160, border: f
         gallery, truth, names = _gallery(context, settings)
         ranks = feature_stats.retrieval_ranks(analysis_of(context, "generated", settings).descriptors, truth, gallery)
         real_ranks = feature_stats.retrieval_ranks(analysis_of(context, "real", settings).descriptors, truth, gallery)
-        values = {}
-        for k in sorted({int(k) for k in ks}):
-            if k >= len(names):
-                context.note(f"face_retrieval@{k} left out: with {len(names)} identities it is always 1")
-                continue
+        values, left_out = {}, [k for k in sorted({int(k) for k in ks}) if k >= len(names)]
+        if left_out:
+            context.note(f"face_retrieval@{', '.join(map(str, left_out))} left out: with {len(names)} identities "
+                         f"recall at K >= {len(names)} is always 1")
+        for k in sorted({int(k) for k in ks} - set(left_out)):
             values[f"face_retrieval_at_{k}"] = float((ranks < k).float().mean())
             values[f"face_retrieval_at_{k}_real"] = float((real_ranks < k).float().mean())
             values[f"face_retrieval_at_{k}_chance"] = k / len(names)
