@@ -4,6 +4,8 @@
   generator, so identity accuracy must be near the classifier's own and the distances near 0.
 - ``ConstantPipeline`` returns the same grey face for every clip: identity accuracy must fall to
   the chance level on a balanced split.
+- ``UpsideDownPipeline`` returns the paired real face turned upside down, and ``NoisePipeline``
+  uniform noise: a face model must neither find a face in them nor take them for the speaker.
 - ``tiny_checkpoint`` writes an untrained wave_cnn + dcgan model as a real checkpoint (optionally
   inside a run folder), for the CLI's end-to-end tests.
 """
@@ -53,6 +55,22 @@ class ConstantPipeline(_FakePipeline):
         return torch.zeros(len(waves), 3, self.image_size, self.image_size)
 
 
+class UpsideDownPipeline(PairedFacePipeline):
+    """Returns the real face paired with each clip, turned upside down."""
+
+    def draw_for(self, waves: torch.Tensor) -> torch.Tensor:
+        return super().draw_for(waves).flip(-2)
+
+
+class NoisePipeline(_FakePipeline):
+    """Returns uniform noise in [-1, 1], seeded by the clip, so a clip always gets the same image."""
+
+    def draw_for(self, waves: torch.Tensor) -> torch.Tensor:
+        size = self.image_size
+        return torch.stack([torch.rand(3, size, size, generator=torch.Generator().manual_seed(
+            int(torch.as_tensor(wave).float().abs().sum() * 1000) % 2**31)) * 2 - 1 for wave in waves])
+
+
 def _fingerprint(wave) -> bytes:
     return torch.as_tensor(wave).float().numpy().tobytes()
 
@@ -84,7 +102,7 @@ class EveryNth:
     """Every n-th item of a dataset: a quick subset keeping what the evaluator reads."""
 
     def __init__(self, dataset, step):
-        self.dataset, self.indices = dataset, list(range(0, len(dataset), step))
+        self.dataset, self.step, self.indices = dataset, step, list(range(0, len(dataset), step))
         self.identities = dataset.identities
         self.labels = [dataset.labels[i] for i in self.indices]
 
@@ -96,3 +114,7 @@ class EveryNth:
 
     def load_image(self, i):
         return self.dataset.load_image(self.indices[i])
+
+    def cache_key(self):
+        """The whole split's key and the step: caches keyed by it never mix subsets up."""
+        return {**self.dataset.cache_key(), "every": self.step}

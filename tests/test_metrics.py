@@ -150,14 +150,6 @@ def test_haar_cascade_finds_real_faces_and_not_noise(youtubers_root):
     assert haar_found(torch.zeros(4, 3, 64, 64)).mean() == 0.0
 
 
-def test_dlib_variant_is_skipped_with_a_reason_when_unavailable(tmp_path):
-    from plugins.metrics.detection import dlib_unavailable
-
-    assert "landmarks_model" in dlib_unavailable(None)
-    reason = dlib_unavailable(str(tmp_path / "missing.dat"))
-    assert reason is not None and "skipped" in reason
-
-
 # -- fid: weights from a path, never downloaded ------------------------------------------------------------
 def test_fid_without_weights_is_a_clear_skip(synthetic_splits, tmp_path):
     from plugins.metrics import fid

@@ -39,7 +39,8 @@ _LAZY = {
                      "FALLBACK_EXTENSIONS"), "zoo.media.audio"),
     **dict.fromkeys(("load_face", "to_tensor", "to_uint8", "as_uint8_batch", "save_grid", "save_image",
                      "IMAGE_EXTENSIONS"), "zoo.media.images"),
-    **dict.fromkeys(("cache_root", "check_name"), "zoo.files"),
+    **dict.fromkeys(("cache_root", "check_name", "replacing"), "zoo.files"),
+    "dataset_key": "zoo.evaluate.face_classifier",
 }
 
 __all__ = [

@@ -1,10 +1,13 @@
-"""The built-in metrics: wav2pix's two measures and the field's since, all offline.
+"""The built-in metrics: wav2pix's measures and the field's since, all offline.
 
 Each factory takes the user's options and returns ``metric(context) -> {name: float}``; the
 ``zoo.MetricContext`` it is handed holds the faces, the datasets and the shared face classifier. Next to every figure for
 the generated faces, the same measure on real faces (``<name>_real``) is the reference column.
 
-- ``face_detection``: share of faces in which a face detector finds one (wav2pix: 90.25%).
+- ``landmarks68``, ``face_verification``, ``face_retrieval``, ``face_matching``, ``face_frechet``:
+  wav2pix's own measure and the field's protocols with dlib's pretrained face models
+  (``face_protocols``, ``dlib_faces``, ``dlib_resnet``).
+- ``face_detection``: share of faces in which OpenCV's Haar cascade finds one.
 - ``identity_accuracy``: wav2pix's protocol: a classifier trained on the real training faces
   names the speaker of each generated face; with per-identity confusion and the chance level.
 - ``frechet_distance``, ``kid``: distances in that classifier's feature space. They are NOT
@@ -55,9 +58,9 @@ def class_labels(context: MetricContext) -> torch.Tensor:
     return mapping[context.labels]
 
 
-def training_sample(context: MetricContext) -> Optional[torch.Tensor]:
-    """Real training faces, as many as the evaluated clips (a seeded sample, shared); None
-    without a training split."""
+def training_indices(context: MetricContext) -> Optional[np.ndarray]:
+    """Which training items make the reference sample: as many as the evaluated clips, seeded,
+    the same for every metric; None without a training split."""
     def compute():
         train = context.train_dataset
         if train is None:
@@ -66,7 +69,17 @@ def training_sample(context: MetricContext) -> Optional[torch.Tensor]:
         if len(context.dataset) < len(indices):
             rng = np.random.default_rng(context.seed)
             indices = np.sort(rng.choice(indices, len(context.dataset), replace=False))
-        return load_real_faces(_Subset(train, indices))
+        return indices
+
+    return context.shared("training_indices", compute)
+
+
+def training_sample(context: MetricContext) -> Optional[torch.Tensor]:
+    """The real training faces of ``training_indices`` (loaded once, shared); None without a
+    training split."""
+    def compute():
+        indices = training_indices(context)
+        return None if indices is None else load_real_faces(_Subset(context.train_dataset, indices))
 
     return context.shared("training_sample", compute)
 
@@ -106,28 +119,21 @@ def with_reference(name: str, distance, generated, real, reference) -> dict:
     return values
 
 
-def _reference_note(reference) -> str:
+def reference_note(reference) -> str:
+    """The note saying what a distance's real column compares."""
     if reference is None:
         return "no training split, so no real column"
     return f"real column: {len(reference)} real training faces vs the real test faces"
 
 
 # -- face detection ----------------------------------------------------------------------------------------
-def face_detection(landmarks_model: Optional[str] = None, min_neighbours: int = 5):
-    """Share of faces in which OpenCV's Haar cascade (and, optionally, dlib) finds a face."""
+def face_detection(min_neighbours: int = 5):
+    """Share of faces in which OpenCV's Haar cascade finds a face (dlib's is ``landmarks68``)."""
     def metric(context: MetricContext) -> dict:
-        from plugins.metrics.detection import dlib_found, dlib_unavailable, haar_found
+        from plugins.metrics.detection import haar_found
 
-        generated, real = context.generated_faces, context.real_faces
-        values = {"face_detection": float(haar_found(generated, min_neighbours=min_neighbours).mean()),
-                  "face_detection_real": float(haar_found(real, min_neighbours=min_neighbours).mean())}
-        reason = dlib_unavailable(landmarks_model)
-        if reason:
-            context.note(reason)
-        else:
-            values["face_detection_dlib"] = float(dlib_found(generated, landmarks_model).mean())
-            values["face_detection_dlib_real"] = float(dlib_found(real, landmarks_model).mean())
-        return values
+        return {"face_detection": float(haar_found(context.generated_faces, min_neighbours=min_neighbours).mean()),
+                "face_detection_real": float(haar_found(context.real_faces, min_neighbours=min_neighbours).mean())}
 
     return metric
 
@@ -169,7 +175,7 @@ def frechet_distance():
         generated = classifier_outputs(context, "generated")[0]
         real = classifier_outputs(context, "real")[0]
         reference = reference_features(context)
-        context.note(f"frechet_distance: {FEATURE_SPACE_NOTE}; {_reference_note(reference)}")
+        context.note(f"frechet_distance: {FEATURE_SPACE_NOTE}; {reference_note(reference)}")
         return with_reference("frechet_distance", feature_stats.frechet_distance, generated, real, reference)
 
     return metric
@@ -212,7 +218,7 @@ def fid(weights: Optional[str] = None, input_size: int = 299, inception_batch_si
         generated, real = features(context.generated_faces), features(context.real_faces)
         sample = training_sample(context)
         reference = None if sample is None else features(sample)
-        context.note(f"fid: Inception-v3 weights from {weights} at {input_size} px; {_reference_note(reference)}")
+        context.note(f"fid: Inception-v3 weights from {weights} at {input_size} px; {reference_note(reference)}")
         return with_reference("fid", feature_stats.frechet_distance, generated, real, reference)
 
     return metric
@@ -247,16 +253,33 @@ def recall_at_k(ks: Sequence[int] = (1, 2, 5)):
 
 @hookimpl
 def register_metrics(register):
-    """Register the built-in metrics (each compares generated faces with the real ones)."""
-    register("face_detection", face_detection, better="higher",
-             description="share of faces where OpenCV's Haar cascade finds a face (dlib 68 landmarks optional)")
-    register("identity_accuracy", identity_accuracy, better="higher",
+    """Register the built-in metrics (each compares generated faces with the real ones).
+
+    ``model`` names the network behind each figure: numbers from different face models are not
+    comparable, so the table, report.md and metrics.png show it beside every figure.
+    """
+    from plugins.metrics import face_protocols as dlib_metrics
+
+    trained, dlib_detector, dlib_descriptor = "classifier trained here", "dlib-hog+68", "dlib-resnet128"
+    register("landmarks68", dlib_metrics.landmarks68, better="higher", model=dlib_detector,
+             description="wav2pix's measure: share of faces where dlib's detector finds a face and its 68 landmarks")
+    register("face_detection", face_detection, better="higher", model="opencv-haar",
+             description="share of faces where OpenCV's Haar cascade finds a face")
+    register("identity_accuracy", identity_accuracy, better="higher", model=trained,
              description="wav2pix protocol: a classifier trained on real training faces names the speaker")
-    register("frechet_distance", frechet_distance, better="lower",
-             description="Fréchet distance in the face classifier's features (not comparable with Inception FID)")
-    register("kid", kid, better="lower",
-             description="kernel distance (KID) in the face classifier's features (not comparable with Inception KID)")
-    register("fid", fid, better="lower",
-             description="FID on Inception-v3 features from weights you give (--fid-weights); skipped without")
-    register("recall_at_k", recall_at_k, better="higher",
+    register("face_verification", dlib_metrics.face_verification, better="higher", model=dlib_descriptor,
+             description="share of faces within dlib's same-person distance (0.6) of the clip's real face; mean cosine")
+    register("face_retrieval", dlib_metrics.face_retrieval, better="higher", model=dlib_descriptor,
+             description="SF2F retrieval in dlib's space: true identity among the K nearest training identity means")
+    register("face_matching", dlib_metrics.face_matching, better="higher", model=dlib_descriptor,
+             description="voice2face 1:2 matching in dlib's space: nearer its own identity than another (chance 0.5)")
+    register("recall_at_k", recall_at_k, better="higher", model=trained,
              description="SF2F retrieval: true identity among the K nearest identity means (K = 1, 2, 5)")
+    register("face_frechet", dlib_metrics.face_frechet, better="lower", model=dlib_descriptor,
+             description="Fréchet distance between dlib descriptors of generated and real faces")
+    register("frechet_distance", frechet_distance, better="lower", model=trained,
+             description="Fréchet distance in the face classifier's features (not comparable with Inception FID)")
+    register("kid", kid, better="lower", model=trained,
+             description="kernel distance (KID) in the face classifier's features (not comparable with Inception KID)")
+    register("fid", fid, better="lower", model="inception-v3",
+             description="FID on Inception-v3 features from weights you give (--fid-weights); skipped without")

@@ -3,10 +3,9 @@
 Not an entry point: ``plugins.metrics`` uses it for ``face_detection``.
 
 wav2pix counted the generated faces in which dlib's 68-point landmark detector found a face
-(90.25% with 1 s of speech). The default here is OpenCV's frontal-face Haar cascade (Viola and
-Jones, CVPR 2001), the detector family wav2pix built its data with, which ships inside the
-opencv-python-headless wheel. The dlib variant runs only where dlib is installed and the user
-gives the path of its ``shape_predictor_68_face_landmarks.dat``.
+(90.25% with 1 s of speech): that is ``landmarks68`` (``face_protocols``). This one is OpenCV's
+frontal-face Haar cascade (Viola and Jones, CVPR 2001), the detector family wav2pix built its
+data with, which ships inside the opencv-python-headless wheel.
 
 Faces are scanned at ``DETECTION_SIZE`` pixels whatever the model's size: the cascade's window
 is 24 px, and at a fixed scan size a 64 px and a 128 px model are judged alike. Measured on
@@ -20,8 +19,6 @@ found in only about 10% of cases: there the real column is the yardstick, not 10
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
-
 import numpy as np
 import torch
 
@@ -74,39 +71,4 @@ def haar_found(faces: torch.Tensor, *, min_neighbours: int = 5, size: int = DETE
         boxes = cascade.detectMultiScale(grey, scaleFactor=SCALE_STEP, minNeighbors=min_neighbours,
                                          minSize=(smallest, smallest))
         found.append(len(boxes) > 0)
-    return np.asarray(found, dtype=bool)
-
-
-def dlib_unavailable(landmarks_model: Optional[str]) -> Optional[str]:
-    """Why the dlib variant cannot run, or None when it can."""
-    if not landmarks_model:
-        return ("dlib 68-landmark variant skipped: give --metric-arg "
-                "face_detection.landmarks_model=PATH/shape_predictor_68_face_landmarks.dat (needs dlib)")
-    try:
-        import dlib  # noqa: F401
-    except ImportError:
-        return "dlib 68-landmark variant skipped: dlib is not installed (pip install dlib)"
-    if not Path(landmarks_model).expanduser().is_file():
-        return f"dlib 68-landmark variant skipped: {landmarks_model}: no such file"
-    return None
-
-
-def dlib_found(faces: torch.Tensor, landmarks_model: str, size: int = DETECTION_SIZE) -> np.ndarray:
-    """wav2pix's measure: dlib's frontal detector finds a face and its 68 landmarks lie inside."""
-    import dlib
-
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(str(Path(landmarks_model).expanduser()))
-    found = []
-    for image in _uint8(faces):
-        import cv2
-
-        rgb = cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=cv2.INTER_LINEAR)
-        boxes = detector(rgb, 1)
-        ok = False
-        for box in boxes:
-            shape = predictor(rgb, box)
-            points = np.array([(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)])
-            ok = ok or bool(shape.num_parts == 68 and (points >= 0).all() and (points < size).all())
-        found.append(ok)
     return np.asarray(found, dtype=bool)

@@ -24,13 +24,13 @@ def command(
     seed: int = typer.Option(0, help="Random seed of drawing and sampling."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     fid_weights: Optional[str] = typer.Option(None, help="Inception-v3 state dict (.pth or .safetensors) for fid; without it fid is skipped."),
-    metric_arg: Optional[List[str]] = typer.Option(None, help="Metric argument NAME.KEY=VALUE, e.g. face_detection.landmarks_model=PATH (repeatable)."),
+    metric_arg: Optional[List[str]] = typer.Option(None, help="Metric argument NAME.KEY=VALUE, e.g. face_verification.threshold=0.5 (repeatable)."),
     batch_size: int = typer.Option(64, help="Clips per batch when drawing faces."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json instead of the table."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or messages."),
     runs_dir: str = typer.Option("runs", help="Where to look for the newest run."),
 ) -> None:
-    """Score a checkpoint's faces for a dataset split: face detection, identity accuracy, recall@K, distances."""
+    """Score a checkpoint's faces for a dataset split: dlib landmarks, identity accuracy, verification, retrieval, matching, distances."""
     names = split_names(metrics, "--metrics")
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
@@ -48,18 +48,18 @@ def metric_args(items, fid_weights: Optional[str], names: Optional[tuple]) -> di
 
 
 def show_table(result) -> None:
-    """The metrics table: generated, real faces, chance, better; then skips and errors."""
+    """The metrics table: generated, real faces, chance, better, model; then skips and errors."""
     from zoo.evaluate.report import format_number
 
     setup = result.setup
     table = Table(title=f"{setup.get('dataset')} / {setup.get('split')}: {setup.get('clips')} clips, "
                         f"{setup.get('identities')} identities", title_justify="left")
     for column, justify in (("metric", "left"), ("generated", "right"), ("real faces", "right"),
-                            ("chance", "right"), ("better", "left")):
+                            ("chance", "right"), ("better", "left"), ("model", "left")):
         table.add_column(column, justify=justify)
     for row in result.table:
         table.add_row(row["metric"], format_number(row["generated"]), format_number(row["real"]),
-                      format_number(row["chance"]), row["better"])
+                      format_number(row["chance"]), row["better"], row.get("model", ""))
     console.print(table)
     for name, text in result.skipped.items():
         console.print(f"[yellow]skipped[/yellow] {name}: {text}", highlight=False)

@@ -28,7 +28,8 @@ from zoo.evaluate.context import CHANCE_SUFFIX, REAL_SUFFIX, MetricContext
 from zoo.evaluate.face_classifier import ClassifierSettings
 
 # wav2pix's measures first, then the field's; anything a third party registers follows, by name.
-PREFERRED_ORDER = ("face_detection", "identity_accuracy", "recall_at_k", "frechet_distance", "kid", "fid")
+PREFERRED_ORDER = ("landmarks68", "face_detection", "identity_accuracy", "face_verification", "face_retrieval",
+                   "face_matching", "recall_at_k", "face_frechet", "frechet_distance", "kid", "fid")
 
 
 @dataclass
@@ -66,17 +67,19 @@ def metric_names(requested=None) -> list[str]:
 
 
 def table_rows(values_by_metric: dict) -> list[dict]:
-    """One row per figure: generated value, with its ``_real`` and ``_chance`` partners beside it."""
+    """One row per figure: generated value, with its ``_real`` and ``_chance`` partners beside it,
+    which way is better and the model behind it (registration meta ``better`` and ``model``)."""
     import registry
 
     rows = []
     for metric, values in values_by_metric.items():
-        better = registry.get("metric", metric).meta.get("better", "") if _registered(metric) else ""
+        meta = registry.get("metric", metric).meta if _registered(metric) else {}
         for name, value in values.items():
             if name.endswith(REAL_SUFFIX) or name.endswith(CHANCE_SUFFIX):
                 continue
             rows.append({"metric": name, "generated": value, "real": values.get(name + REAL_SUFFIX),
-                         "chance": values.get(name + CHANCE_SUFFIX), "better": better, "plugin": metric})
+                         "chance": values.get(name + CHANCE_SUFFIX), "better": meta.get("better", ""),
+                         "model": str(meta.get("model", "")), "plugin": metric})
     return rows
 
 

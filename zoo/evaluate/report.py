@@ -82,15 +82,16 @@ def _real_image(dataset, index: int) -> torch.Tensor:
     return torch.as_tensor(loader(index) if loader is not None else dataset[index]["image"]).float()
 
 
-def bar_chart(rows: list[dict], path: Path, width: int = 760) -> Path:
-    """Generated (blue) beside real (grey) per figure, each pair scaled to its larger value."""
+def bar_chart(rows: list[dict], path: Path, width: int = 800) -> Path:
+    """Generated (blue) beside real (grey) per figure, each pair scaled to its larger value; under
+    each figure's name, the model behind it and which way is better."""
     from PIL import Image, ImageDraw
 
     from zoo.media.images import save_image
 
-    font = _font(13)
-    row_height, top, label_width, value_width = 46, 40, 200, 90
-    height = top + row_height * len(rows) + 30
+    font, small = _font(13), _font(11)
+    row_height, top, label_width, value_width = 46, 40, 240, 90
+    height = top + row_height * len(rows) + 10
     image = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(image)
     draw.text((10, 10), "generated", fill=GENERATED_COLOUR, font=font)
@@ -99,7 +100,9 @@ def bar_chart(rows: list[dict], path: Path, width: int = 760) -> Path:
     span = width - label_width - value_width - 20
     for number, row in enumerate(rows):
         y = top + number * row_height
-        draw.text((10, y + row_height // 2 - 2), row["metric"], fill=(20, 20, 20), font=font, anchor="lm")
+        draw.text((10, y + 13), row["metric"], fill=(20, 20, 20), font=font, anchor="lm")
+        caption = ", ".join(part for part in (row.get("model"), row["better"] and f"{row['better']} is better") if part)
+        draw.text((10, y + 31), caption, fill=(110, 110, 110), font=small, anchor="lm")
         values = [row["generated"], row["real"]]
         largest = max((abs(v) for v in values if v is not None and math.isfinite(v)), default=0.0) or 1.0
         for offset, value, colour in ((4, values[0], GENERATED_COLOUR), (22, values[1], REAL_COLOUR)):
@@ -109,8 +112,6 @@ def bar_chart(rows: list[dict], path: Path, width: int = 760) -> Path:
             draw.rectangle((label_width, y + offset, label_width + max(length, 1), y + offset + 14), fill=colour)
             draw.text((label_width + length + 6, y + offset + 7), format_number(value), fill=(20, 20, 20),
                       font=font, anchor="lm")
-    draw.text((10, height - 22), "higher is better: " + ", ".join(r["metric"] for r in rows if r["better"] == "higher"),
-              fill=(90, 90, 90), font=font)
     return save_image(np.asarray(image), path)
 
 
@@ -134,11 +135,11 @@ def format_number(value) -> str:
 
 
 def table_markdown(rows: list[dict]) -> list[str]:
-    """The metrics table: generated, real faces, chance, and which way is better."""
-    lines = ["| metric | generated | real faces | chance | better |", "|---|---:|---:|---:|---|"]
+    """The metrics table: generated, real faces, chance, which way is better, and the model."""
+    lines = ["| metric | generated | real faces | chance | better | model |", "|---|---:|---:|---:|---|---|"]
     for row in rows:
         lines.append(f"| {row['metric']} | {format_number(row['generated'])} | {format_number(row['real'])} | "
-                     f"{format_number(row['chance'])} | {row['better']} |")
+                     f"{format_number(row['chance'])} | {row['better']} | {row.get('model', '')} |")
     return lines
 
 
