@@ -7,7 +7,7 @@ so ``--help`` and ``list`` start fast.
 import typer
 
 from zoo import __version__
-from zoo.cli import bench, evaluate, generate, prepare, train
+from zoo.cli import bench, evaluate, generate, prepare, serve, train
 from zoo.cli import list as listing
 from zoo.cli.app import ZooTyper
 
@@ -42,6 +42,7 @@ app.command("generate")(generate.command)
 app.command("evaluate")(evaluate.command)
 app.command("prepare")(prepare.command)
 app.command("bench")(bench.command)
+app.command("serve")(serve.command)
 
 
 def run() -> None:
