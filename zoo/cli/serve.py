@@ -37,5 +37,8 @@ def command(
     if host not in LOCAL_HOSTS:
         warn_line(f"listening on {host}: anyone who can reach this machine can use the page")
     config = uvicorn.Config(create_app(service, progress=ConsoleProgress()), log_level="warning", access_log=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn stops gracefully, then passes Ctrl-C on: the normal way out
+        pass
     console.print(f"stopped serving {escape(address)}:{bound[1]}", highlight=False)
