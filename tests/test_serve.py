@@ -32,16 +32,8 @@ UPLOADABLE_BAD_KINDS = [k for k in BAD_KINDS if k not in ("missing", "directory"
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A runs folder holding one tiny run (0.25 s windows)."""
-    folder = tmp_path_factory.mktemp("runs")
-    tiny_checkpoint(folder / "tiny-run", run_config={"dataset": "synthetic"})
-    return folder
-
-
-@pytest.fixture(scope="module")
-def client(runs):
-    with TestClient(create_app(FaceService(runs, device="cpu"))) as test_client:
+def client(tiny_runs):
+    with TestClient(create_app(FaceService(tiny_runs, device="cpu"))) as test_client:
         yield test_client
 
 
@@ -68,7 +60,7 @@ def test_the_page_and_its_files_come_from_the_app_itself(client):
     assert "http://" not in page.text and "https://" not in page.text  # no CDN
 
 
-def test_checkpoints_are_the_runs_and_the_one_given(runs, tmp_path):
+def test_checkpoints_are_the_runs_and_the_one_given(tmp_path):
     given = tiny_checkpoint(tmp_path / "given")
     broken = tmp_path / "runs" / "broken" / "checkpoints" / "last"
     broken.mkdir(parents=True)
@@ -82,24 +74,24 @@ def test_checkpoints_are_the_runs_and_the_one_given(runs, tmp_path):
     assert body["limits"] == {"max_bytes": 20 * 2**20, "max_seconds": 60.0, "steps": [2, 16]}
 
 
-def test_good_audio_gives_the_faces_generate_draws(client, runs, speech, tmp_path):
+def test_good_audio_gives_the_faces_generate_draws(client, tiny_runs, speech, tmp_path):
     response = post_clip(client, speech, checkpoint="tiny-run")
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["file"] == "hello.wav" and body["windows"] == 7 and body["seconds"] == pytest.approx(1.0)
     assert body["latency_s"] > 0
-    pipeline = FacePipeline.from_checkpoint(runs / "tiny-run", device="cpu")
+    pipeline = FacePipeline.from_checkpoint(tiny_runs / "tiny-run", device="cpu")
     expected = Drawer(pipeline, GenerateOptions()).draw_file(speech, "hello", tmp_path)
     assert np.array_equal(pixels(body["face"]), decode_image(expected.outputs[0]))
     assert np.array_equal(pixels(body["windows_image"]), decode_image(expected.outputs[1]))
 
 
-def test_a_browser_recording_draws_and_the_model_is_loaded_once(runs, monkeypatch, tmp_path):
+def test_a_browser_recording_draws_and_the_model_is_loaded_once(tiny_runs, monkeypatch, tmp_path):
     loads = []
     original = FacePipeline.from_checkpoint
     monkeypatch.setattr(FacePipeline, "from_checkpoint", lambda *a, **k: loads.append(a) or original(*a, **k))
     recording = write_opus(tmp_path / "recording-1.webm", tone(0.5, 48000, 200))
-    with TestClient(create_app(FaceService(runs, device="cpu"))) as client:
+    with TestClient(create_app(FaceService(tiny_runs, device="cpu"))) as client:
         first, second = (post_clip(client, recording).json() for _ in range(2))
     assert len(loads) == 1 and first["load_s"] > 0 and second["load_s"] == 0
     assert first["file"] == "recording-1.webm" and first["seconds"] == pytest.approx(0.5, abs=0.03)
@@ -122,9 +114,9 @@ def test_an_upload_over_the_size_limit_is_refused(client):
     assert response.json()["error"].startswith("the upload is 21.0 MB, over the 20 MB limit")
 
 
-def test_a_body_sent_in_chunks_is_cut_at_the_limit(runs):
+def test_a_body_sent_in_chunks_is_cut_at_the_limit(tiny_runs):
     # straight through ASGI: the test client would read a streamed body whole before sending it
-    app = create_app(FaceService(runs, device="cpu"), max_bytes=2**20)
+    app = create_app(FaceService(tiny_runs, device="cpu"), max_bytes=2**20)
     head = b'--x\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\n\r\n'
     received, replies = [], []
 
@@ -180,30 +172,30 @@ def test_serve_refuses_a_missing_checkpoint_with_one_line(tmp_path):
     assert result.returncode == 1 and result.stderr == f"error: {tmp_path / 'nowhere'}: no such checkpoint file or folder\n"
 
 
-def test_two_clips_give_the_interpolation_strip_generate_draws(client, runs, speech, tmp_path):
+def test_two_clips_give_the_interpolation_strip_generate_draws(client, tiny_runs, speech, tmp_path):
     other = write_audio(tmp_path / "other.wav", tone(0.5, freq=90.0))
     response = client.post("/api/interpolate", data={"steps": "5"},
                            files={"first": ("hello.wav", speech.read_bytes()), "second": ("other.wav", other.read_bytes())})
     assert response.status_code == 200, response.text
     assert response.json()["files"] == ["hello.wav", "other.wav"]
-    pipeline = FacePipeline.from_checkpoint(runs / "tiny-run", device="cpu")
+    pipeline = FacePipeline.from_checkpoint(tiny_runs / "tiny-run", device="cpu")
     expected = interpolate(pipeline, speech, other, 5, tmp_path, GenerateOptions())
     assert np.array_equal(pixels(response.json()["strip"]), decode_image(expected))
 
 
-def test_nothing_is_left_on_disk(runs, speech, tmp_path, monkeypatch):
+def test_nothing_is_left_on_disk(tiny_runs, speech, tmp_path, monkeypatch):
     temporary = tmp_path / "temporary"
     temporary.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temporary))
-    before = sorted(p for p in runs.rglob("*"))
+    before = sorted(p for p in tiny_runs.rglob("*"))
     bad, _ = write_bad_audio(tmp_path, "text")
-    with TestClient(create_app(FaceService(runs, device="cpu"))) as client:
+    with TestClient(create_app(FaceService(tiny_runs, device="cpu"))) as client:
         assert post_clip(client, speech).status_code == 200 and post_clip(client, bad).status_code == 422
-    assert list(temporary.iterdir()) == [] and sorted(p for p in runs.rglob("*")) == before
+    assert list(temporary.iterdir()) == [] and sorted(p for p in tiny_runs.rglob("*")) == before
 
 
-def test_a_bug_is_one_500_line_and_the_server_goes_on(runs, speech, monkeypatch):
-    service = FaceService(runs, device="cpu")
+def test_a_bug_is_one_500_line_and_the_server_goes_on(tiny_runs, speech, monkeypatch):
+    service = FaceService(tiny_runs, device="cpu")
     monkeypatch.setattr(service, "face", lambda *a: 1 / 0)
     with TestClient(create_app(service)) as client:
         broken = post_clip(client, speech)
@@ -212,8 +204,8 @@ def test_a_bug_is_one_500_line_and_the_server_goes_on(runs, speech, monkeypatch)
         assert client.get("/api/checkpoints").status_code == 200
 
 
-def test_drawing_runs_beside_the_page_not_in_front_of_it(runs, speech, monkeypatch):
-    service = FaceService(runs, device="cpu")
+def test_drawing_runs_beside_the_page_not_in_front_of_it(tiny_runs, speech, monkeypatch):
+    service = FaceService(tiny_runs, device="cpu")
     release, answered = threading.Event(), {}
     original = service.face
 

@@ -23,7 +23,6 @@ import pytest
 
 from conftest import REPO_ROOT
 from datatrees import tone, write_audio
-from fake_pipelines import tiny_checkpoint
 from train_helpers import run_cli
 from zoo.media.images import decode_image
 
@@ -63,17 +62,10 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("runs")
-    tiny_checkpoint(folder / "tiny-run", run_config={"dataset": "synthetic"})
-    return folder
-
-
-@pytest.fixture(scope="module")
-def server(runs):
+def server(tiny_runs):
     """A live ``serve`` process on a free port; its address. It must stop cleanly on Ctrl-C."""
     environment = {**os.environ, "WAV2PIX_ZOO_PLUGINS": ""}
-    process = subprocess.Popen([sys.executable, "main.py", "serve", "--runs-dir", str(runs), "--port", "0",
+    process = subprocess.Popen([sys.executable, "main.py", "serve", "--runs-dir", str(tiny_runs), "--port", "0",
                                 "--device", "cpu"], cwd=REPO_ROOT, env=environment, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     watchdog = threading.Timer(120, process.kill)  # a server that never says where it is
@@ -129,10 +121,10 @@ def test_upload_a_clip_and_see_the_face(browser, server, tmp_path):
     assert decode_image(screenshot).shape[1] >= 900
 
 
-def test_a_bad_file_shows_the_reason_the_cli_gives(browser, server, runs, tmp_path):
+def test_a_bad_file_shows_the_reason_the_cli_gives(browser, server, tiny_runs, tmp_path):
     notes = tmp_path / "notes.wav"
     notes.write_text("a shopping list, not a recording\n" * 20)
-    cli = run_cli(["generate", str(notes), "--checkpoint", str(runs / "tiny-run"), "--out", str(tmp_path / "out")])
+    cli = run_cli(["generate", str(notes), "--checkpoint", str(tiny_runs / "tiny-run"), "--out", str(tmp_path / "out")])
     [failed] = [line for line in cli.stdout.splitlines() if line.startswith("failed ")]
     reason = failed.removeprefix(f"failed {notes}: ")
     By, WebDriverWait = open_page(browser, server)
