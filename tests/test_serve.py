@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 import tempfile
 import threading
 import time
@@ -170,6 +171,17 @@ def test_a_missing_checkpoint_is_a_404_line(client, speech, tmp_path):
 def test_serve_refuses_a_missing_checkpoint_with_one_line(tmp_path):
     result = run_cli(["serve", "--checkpoint", str(tmp_path / "nowhere"), "--port", "0"])
     assert result.returncode == 1 and result.stderr == f"error: {tmp_path / 'nowhere'}: no such checkpoint file or folder\n"
+
+
+def test_serve_refuses_a_port_in_use_with_one_line(tiny_runs):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(["serve", "--runs-dir", str(tiny_runs), "--port", str(port)])
+    assert result.returncode == 2
+    assert result.stderr == (f"error: cannot listen on 127.0.0.1:{port} (Address already in use); "
+                             "choose another --port or --host\n")
 
 
 def test_two_clips_give_the_interpolation_strip_generate_draws(client, tiny_runs, speech, tmp_path):

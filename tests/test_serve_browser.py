@@ -121,7 +121,7 @@ def test_upload_a_clip_and_see_the_face(browser, server, tmp_path):
     assert decode_image(screenshot).shape[1] >= 900
 
 
-def test_a_bad_file_shows_the_reason_the_cli_gives(browser, server, tiny_runs, tmp_path):
+def test_a_bad_or_oversized_file_shows_one_line(browser, server, tiny_runs, tmp_path):
     notes = tmp_path / "notes.wav"
     notes.write_text("a shopping list, not a recording\n" * 20)
     cli = run_cli(["generate", str(notes), "--checkpoint", str(tiny_runs / "tiny-run"), "--out", str(tmp_path / "out")])
@@ -132,6 +132,12 @@ def test_a_bad_file_shows_the_reason_the_cli_gives(browser, server, tiny_runs, t
     WebDriverWait(browser, WAIT).until(lambda b: shown(b, By, "error"))
     assert shown(browser, By, "error") == f"notes.wav: {reason}"
     assert "not a recognised audio file" in reason
+    big = tmp_path / "big.wav"
+    big.write_bytes(b"\0" * (21 * 2**20))
+    browser.find_element(By.ID, "file").send_keys(str(big))
+    WebDriverWait(browser, WAIT).until(lambda b: shown(b, By, "error").startswith("big.wav"))
+    assert shown(browser, By, "error") == ("big.wav: the upload is 21.0 MB, over the 20 MB limit; "
+                                           "send a shorter clip or a compressed one (ogg, mp3, webm)")
 
 
 def test_record_from_the_microphone_then_interpolate(browser, server, tmp_path):

@@ -20,6 +20,8 @@ def command(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Serve a local page: record or drop speech, see the face (Ctrl-C stops)."""
+    import logging
+
     import uvicorn
 
     from zoo.cli.progress import ConsoleProgress
@@ -36,6 +38,8 @@ def command(
     console.print(f"serving http://{address}:{bound[1]}/ (Ctrl-C stops)", highlight=False)
     if host not in LOCAL_HOSTS:
         warn_line(f"listening on {host}: anyone who can reach this machine can use the page")
+    # python-multipart logs every malformed form as a warning; the request's own line says it
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
     config = uvicorn.Config(create_app(service, progress=ConsoleProgress()), log_level="warning", access_log=False)
     try:
         uvicorn.Server(config).run(sockets=[sock])

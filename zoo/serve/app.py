@@ -158,7 +158,9 @@ async def interpolation(request: Request) -> JSONResponse:
 
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
     """Starlette's own refusals (no such route, wrong method, a malformed form) as one JSON line."""
-    return error_response(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", exc.headers)
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    request.app.state.progress.message(f"{exc.status_code} {message}")
+    return error_response(exc.status_code, message, exc.headers)
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -6,12 +6,18 @@ const $ = (id) => document.getElementById(id);
 const clips = [];  // the last two clips sent: {name, blob}
 let recorder = null;
 let busy = false;
+let limits = { max_bytes: 20 * 2 ** 20 };  // replaced by the server's own at start
 
 function say(text) { $("status").textContent = text; }
 function fail(text) { $("error").textContent = text; say(""); }
 
 async function post(route, form) {
-  const response = await fetch(route, { method: "POST", body: form });
+  let response;
+  try {
+    response = await fetch(route, { method: "POST", body: form });
+  } catch (e) {
+    throw new Error(`could not reach the server (${e.message}); is \`python main.py serve\` still running?`);
+  }
   let body;
   try {
     body = await response.json();
@@ -39,7 +45,7 @@ async function loadCheckpoints() {
       option.title = choice.error || choice.label;
       select.append(option);
     }
-    const limits = body.limits;
+    limits = body.limits;
     $("limits").textContent = `Up to ${(limits.max_bytes / 2 ** 20).toFixed(0)} MB and ` +
       `${limits.max_seconds} s per clip; a clip longer than the model's window gets one face per window.`;
     if (!body.checkpoints.length) {
@@ -50,8 +56,15 @@ async function loadCheckpoints() {
   }
 }
 
+function megabytes(bytes) { return `${(bytes / 2 ** 20).toFixed(1)} MB`; }
+
 async function draw(name, blob) {
   if (busy) return;
+  if (blob.size > limits.max_bytes) {  // the server would refuse it too, but only after the upload
+    fail(`${name}: the upload is ${megabytes(blob.size)}, over the ${limits.max_bytes / 2 ** 20} MB limit; ` +
+         "send a shorter clip or a compressed one (ogg, mp3, webm)");
+    return;
+  }
   busy = true;
   fail("");
   say(`drawing ${name} ...`);
