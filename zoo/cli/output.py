@@ -39,7 +39,10 @@ class ZooConsole(Console):
             super().print(*objects, **kwargs)
         elif any(isinstance(item, Table) for item in objects):
             for item in objects:
-                self.print(item, **kwargs) if not isinstance(item, Table) else self._print_rows(item)
+                if isinstance(item, Table):
+                    self._print_rows(item)
+                else:
+                    self.print(item, **kwargs)
         else:
             super().print(*objects, **{**kwargs, "soft_wrap": True})
 
