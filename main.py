@@ -7,7 +7,7 @@ so ``--help`` and ``list`` start fast.
 import typer
 
 from zoo import __version__
-from zoo.cli import bench, compare, evaluate, generate, prepare, train
+from zoo.cli import bench, compare, evaluate, generate, prepare, serve, train
 from zoo.cli import list as listing
 from zoo.cli.app import ZooTyper
 
@@ -43,6 +43,7 @@ app.command("evaluate")(evaluate.command)
 app.command("prepare")(prepare.command)
 app.command("bench")(bench.command)
 app.command("compare")(compare.command)
+app.command("serve")(serve.command)
 
 
 def run() -> None:

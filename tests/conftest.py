@@ -35,6 +35,16 @@ def youtubers_root() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory) -> Path:
+    """A runs folder holding one tiny untrained run, ``tiny-run`` (64 px, 0.25 s windows)."""
+    from fake_pipelines import tiny_checkpoint
+
+    folder = tmp_path_factory.mktemp("runs")
+    tiny_checkpoint(folder / "tiny-run", run_config={"dataset": "synthetic"})
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
     """Keep each test on few threads: the CI machine has two cores."""

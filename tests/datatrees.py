@@ -27,6 +27,26 @@ def write_audio(path: Path, samples: np.ndarray | None = None, rate: int = RATE,
     return path
 
 
+def write_opus(path: Path, samples: np.ndarray | None = None, rate: int = 48000) -> Path:
+    """Opus in a WebM or Ogg container (by ``path``'s suffix), as a browser's MediaRecorder
+    records it, encoded with PyAV; ``samples`` is mono ``[T]`` or ``[T, 1]`` at ``rate``."""
+    import av
+
+    mono = (tone(1.0, rate) if samples is None else samples).reshape(-1).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format=path.suffix.lstrip(".")) as container:
+        stream = container.add_stream("libopus", rate=rate)
+        stream.layout = "mono"
+        for start in range(0, len(mono), rate // 50):  # 20 ms frames, as Opus wants
+            frame = av.AudioFrame.from_ndarray(mono[None, start:start + rate // 50], format="flt", layout="mono")
+            frame.sample_rate, frame.pts = rate, start
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
 def face_bytes(color=(200, 120, 90), size: int = 40, fmt: str = "JPEG") -> bytes:
     """A flat-coloured square with a darker centre, encoded as ``fmt``."""
     from PIL import Image

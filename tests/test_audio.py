@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from datatrees import BAD_KINDS, tone, write_audio, write_bad_audio
+from datatrees import BAD_KINDS, tone, write_audio, write_bad_audio, write_opus
 from zoo.media import audio
 from zoo.errors import AudioError, ZooError
 
@@ -115,6 +115,26 @@ def test_pyav_fallback_reads_packed_stereo_pcm_per_channel_at_full_scale(tmp_pat
         wave = torch.from_numpy(samples[:, channel].copy())
         assert band_energy(wave, rate, freq) > 0.95, f"channel {channel} lost its {freq} Hz tone"
         assert np.abs(samples[:, channel]).max() == pytest.approx(level, abs=1e-3)  # scaled, not 16383
+
+
+@pytest.mark.parametrize("suffix", [".webm", ".ogg"])
+def test_a_browser_recording_in_opus_decodes(tmp_path, suffix):
+    # MediaRecorder gives Opus in WebM (Chromium) or Ogg (Firefox): PyAV's fallback or libsndfile
+    path = write_opus(tmp_path / f"recording{suffix}", tone(1.0, 48000, 330))
+    wave = audio.load_audio(path, 16000)
+    assert wave.shape[0] == pytest.approx(16000, abs=400)
+    assert dominant_frequency(wave, 16000) == pytest.approx(330, abs=15)
+
+
+def test_a_clip_over_the_length_limit_is_refused_in_either_decoder(tmp_path):
+    wav = write_audio(tmp_path / "long.wav", tone(2.0))
+    webm = write_opus(tmp_path / "long.webm", tone(2.0, 48000))
+    with pytest.raises(audio.AudioTooLongError, match=r"long.wav: the clip lasts 2.0 s, over the 1.5 s limit"):
+        audio.load_audio(wav, 16000, max_seconds=1.5)
+    with pytest.raises(audio.AudioTooLongError, match=r"long.webm: the clip lasts more than 1.5 s, over the 1.5 s"):
+        audio.load_audio(webm, 16000, max_seconds=1.5)
+    assert audio.load_audio(webm, 16000, max_seconds=2.5).shape[0] == pytest.approx(32000, abs=400)
+    assert audio.load_audio(wav, 16000, max_seconds=2.0).shape[0] == 32000  # the limit itself is allowed
 
 
 # -- bad input: one line, the file's name, the right kind of error ----------------------------------

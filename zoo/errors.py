@@ -87,6 +87,10 @@ class AudioTooShortError(AudioError):
     """The clip is shorter than the shortest usable clip."""
 
 
+class AudioTooLongError(AudioError):
+    """The clip is longer than the caller accepts (the demo page's length limit)."""
+
+
 class VideoError(DataError):
     """A video cannot be opened or decoded, or lacks the streams needed."""
 

@@ -46,6 +46,7 @@ class GenerateOptions:
     num: int = 1  # faces per clip (noise or --stochastic dropout)
     seed: int = 0
     stochastic: bool = False
+    max_seconds: Optional[float] = None  # refuse longer clips (the demo page's limit); None: any length
 
 
 def expand_inputs(paths) -> tuple[list[Path], list[FileResult]]:
@@ -100,7 +101,7 @@ class Drawer:
         """``(per-window embeddings, fused embedding [1, D], seconds, note)`` of one file."""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ShortClipWarning)
-            wave = load_audio(path, self.pipeline.sample_rate, normalise=False)
+            wave = load_audio(path, self.pipeline.sample_rate, normalise=False, max_seconds=self.options.max_seconds)
             seconds = wave.shape[-1] / self.pipeline.sample_rate
             if wave.shape[-1] > self.window:
                 windows = sliding_windows(wave, self.window, self.hop, normalise=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 
 from zoo.cli.options import complete_names, component_args
 from zoo.cli.output import console
@@ -57,10 +58,11 @@ def file_line(result) -> str:
         reason = result.error
         if reason.startswith(f"{result.input}: "):
             reason = reason[len(result.input) + 2:]
-        return f"[red]failed[/red] {result.input}: {reason}"
+        return f"[red]failed[/red] {escape(result.input)}: {escape(reason)}"
     windows = f"{result.windows} windows" if result.windows > 1 else "1 window"
     note = f" ({result.note})" if result.note else ""
-    return f"[green]ok[/green] {result.input}: {result.seconds:.2f} s, {windows}{note} -> {result.outputs[0]}"
+    return (f"[green]ok[/green] {escape(result.input)}: {result.seconds:.2f} s, {windows}{note} -> "
+            f"{escape(result.outputs[0])}")
 
 
 def run_files(inputs: list, checkpoint: Optional[str], out: Path, options, device: str, as_json: bool,
@@ -77,7 +79,7 @@ def run_files(inputs: list, checkpoint: Optional[str], out: Path, options, devic
             raise UsageError("--interpolate takes exactly two clips")
         strip = interpolate(pipeline, Path(inputs[0]), Path(inputs[1]), interpolate_steps, out, options)
         payload = {"outputs": [str(strip)], "failures": [], "seconds": round(time.perf_counter() - started, 3)}
-        print(json.dumps(payload)) if as_json else console.print(f"wrote {strip}")
+        print(json.dumps(payload)) if as_json else console.print(f"wrote {escape(str(strip))}")
         return 0
 
     def on_file(result) -> None:
@@ -90,7 +92,7 @@ def run_files(inputs: list, checkpoint: Optional[str], out: Path, options, devic
         print(json.dumps(summary, indent=2))
     else:
         failed = len(summary["failures"])
-        console.print(f"{len(results) - failed} of {len(results)} files drawn into {out}/"
+        console.print(f"{len(results) - failed} of {len(results)} files drawn into {escape(str(out))}/"
                       + (f", [red]{failed} failed[/red]" if failed else ""), highlight=False)
     return 1 if summary["failures"] else 0
 
@@ -106,5 +108,6 @@ def run_split(checkpoint: Optional[str], dataset: str, data: Optional[str], spli
     if as_json:
         print(json.dumps(result, indent=2))
     else:
-        console.print(f"wrote {result['written']} faces into {result['folder']}/ and {result['grid']}")
+        console.print(f"wrote {result['written']} faces into {escape(result['folder'])}/ and "
+                      f"{escape(str(result['grid']))}", highlight=False)
     return 0

@@ -69,7 +69,7 @@ class ConsoleProgress(Progress):
 
     def __init__(self, *, quiet: bool = False, silent: bool = False):
         self.silent = silent
-        self.plain = quiet or not err_console.is_terminal
+        self.plain = quiet or err_console.piped
         self._bars: Optional[RichBars] = None
         self._open = 0
 

@@ -25,13 +25,13 @@ import os
 import struct
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
 
-from zoo.errors import (AudioError, AudioNotFoundError, AudioTooShortError, CorruptAudioError, EmptyAudioError,
-                        InvalidSamplesError, NotAudioError, SilentAudioError)
+from zoo.errors import (AudioError, AudioNotFoundError, AudioTooLongError, AudioTooShortError, CorruptAudioError,
+                        EmptyAudioError, InvalidSamplesError, NotAudioError, SilentAudioError)
 
 PathLike = Union[str, os.PathLike]
 
@@ -48,20 +48,22 @@ class ShortClipWarning(UserWarning):
 
 
 # -- decoding --------------------------------------------------------------------------------------
-def read_audio(path: PathLike) -> tuple[np.ndarray, int]:
+def read_audio(path: PathLike, max_seconds: Optional[float] = None) -> tuple[np.ndarray, int]:
     """Decode ``path`` to float32 samples ``[T, C]`` and its sample rate, validating the file.
 
     Raises an ``AudioError`` subclass for a missing path, a directory, an empty or header-only
-    file, a truncated file, something that is not audio, and NaN or infinite samples.
+    file, a truncated file, something that is not audio, and NaN or infinite samples; with
+    ``max_seconds``, ``AudioTooLongError`` for a longer clip, found before it is decoded whole
+    (a few megabytes of compressed sound can hold hours).
     """
     path = Path(path)
     _check_file(path)
     try:
-        samples, rate = _decode_with_soundfile(path)
+        samples, rate = _decode_with_soundfile(path, max_seconds)
     except NotAudioError:
         if path.suffix.lower() not in FALLBACK_EXTENSIONS:
             raise
-        samples, rate = _decode_with_pyav(path)
+        samples, rate = _decode_with_pyav(path, max_seconds)
     if samples.shape[0] == 0:
         raise EmptyAudioError(f"{path}: the audio header announces no samples")
     if not np.isfinite(samples).all():
@@ -80,13 +82,22 @@ def _check_file(path: Path) -> None:
         raise EmptyAudioError(f"{path}: the file is empty (0 bytes)")
 
 
-def _decode_with_soundfile(path: Path) -> tuple[np.ndarray, int]:
+def _too_long(path: Path, frames: int, rate: int, max_seconds: Optional[float], *, whole: bool = True) -> None:
+    """Refuse a clip over ``max_seconds``; ``whole``: ``frames`` is its whole length, not a part."""
+    if max_seconds is not None and frames > max_seconds * rate:
+        length = f"{frames / rate:.1f} s" if whole else f"more than {max_seconds:g} s"
+        raise AudioTooLongError(f"{path}: the clip lasts {length}, over the {max_seconds:g} s limit; "
+                                f"send a shorter clip")
+
+
+def _decode_with_soundfile(path: Path, max_seconds: Optional[float] = None) -> tuple[np.ndarray, int]:
     import soundfile
 
     quiet = _quiet_c_stderr() if path.suffix.lower() == ".mp3" else contextlib.nullcontext()
     try:
         with quiet, soundfile.SoundFile(str(path)) as handle:
             announced, rate = handle.frames, handle.samplerate
+            _too_long(path, announced, rate, max_seconds)
             samples = handle.read(dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
         raise _decode_error(path, exc) from None
@@ -153,12 +164,14 @@ def _quiet_c_stderr():
         os.close(saved)
 
 
-def _decode_with_pyav(path: Path) -> tuple[np.ndarray, int]:
+def _decode_with_pyav(path: Path, max_seconds: Optional[float] = None) -> tuple[np.ndarray, int]:
     """Decode a container libsndfile cannot read (m4a, aac, webm, mka ...) with PyAV, if installed.
 
     Every frame is converted to planar float ("fltp": one row per channel, in [-1, 1]) first, as
     ``zoo.media.video`` does: decoders hand out packed (interleaved) and integer samples too, and
-    reading those as they come scrambles the channels and leaves 16-bit values unscaled.
+    reading those as they come scrambles the channels and leaves 16-bit values unscaled. Decoding
+    stops as soon as the clip passes ``max_seconds``: a browser's recording announces no length,
+    so its length is known only while decoding.
     """
     try:
         import av
@@ -171,10 +184,13 @@ def _decode_with_pyav(path: Path) -> tuple[np.ndarray, int]:
             if stream is None:
                 raise NotAudioError(f"{path}: the file holds no audio stream")
             to_float = av.AudioResampler(format="fltp")  # sample format only: rate and layout kept
-            chunks = [converted.to_ndarray() for frame in container.decode(stream)
-                      for converted in to_float.resample(frame)]
+            rate, chunks, frames = stream.rate, [], 0
+            for frame in container.decode(stream):
+                converted = [piece.to_ndarray() for piece in to_float.resample(frame)]
+                chunks += converted
+                frames += sum(piece.shape[1] for piece in converted)
+                _too_long(path, frames, rate, max_seconds, whole=False)
             chunks += [converted.to_ndarray() for converted in to_float.resample(None)]  # the flush
-            rate = stream.rate
     except AudioError:
         raise
     except Exception as exc:  # FFmpeg raises many error types; all mean "unreadable"
@@ -213,14 +229,16 @@ def peak_normalise(wave: torch.Tensor) -> torch.Tensor:
 
 
 def load_audio(path: PathLike, sample_rate: int = 16000, *, normalise: bool = True,
-               allow_silent: bool = False, min_seconds: float = MIN_SECONDS) -> torch.Tensor:
+               allow_silent: bool = False, min_seconds: float = MIN_SECONDS,
+               max_seconds: Optional[float] = None) -> torch.Tensor:
     """Read any supported file into a mono float32 tensor ``[T]`` at ``sample_rate``.
 
     Channels are averaged, the rate converted with torchaudio when it differs, and the clip
-    peak-normalised (``normalise``). Raises ``AudioTooShortError`` under ``min_seconds``, and
-    ``SilentAudioError`` for a silent file unless ``allow_silent`` (then it stays all zeros).
+    peak-normalised (``normalise``). Raises ``AudioTooShortError`` under ``min_seconds``,
+    ``AudioTooLongError`` over ``max_seconds`` (when given), and ``SilentAudioError`` for a
+    silent file unless ``allow_silent`` (then it stays all zeros).
     """
-    samples, rate = read_audio(path)
+    samples, rate = read_audio(path, max_seconds)
     if samples.shape[0] < min_seconds * rate:
         raise AudioTooShortError(f"{path}: the clip lasts {samples.shape[0] / rate:.3f} s; "
                                  f"at least {min_seconds:g} s of speech is needed")
