@@ -251,3 +251,14 @@ def test_a_tampered_run_config_is_refused_before_the_model_is_built(run_dir, tmp
     (run / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="unreadable run configuration"):
         run_trainer(run_dir.parent, resume=str(run), max_steps=2)
+
+
+def test_an_oversized_description_stops_evaluate_with_one_line(run_dir, tmp_path):
+    folder = tmp_path / "big"
+    folder.mkdir()
+    rewrite_description(model_file(run_dir), folder / checkpoints.MODEL_FILE, oversized)
+    result = run_cli(["evaluate", "--checkpoint", str(folder), "--dataset", "synthetic", "--metrics", "face_detection",
+                      "--out", str(tmp_path / "evaluation")])
+    assert result.returncode == 1 and "embed_dim 1000000000" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "evaluation").exists()
