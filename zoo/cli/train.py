@@ -31,6 +31,7 @@ def command(
     terms: Optional[str] = typer.Option(None, help=_help("Generator terms, comma list", "terms"), rich_help_panel=COMPONENTS),
     preset: Optional[str] = component_option("preset", "A registered bundle of components, settings and stages (python main.py list preset)", "none"),
     objective: Optional[str] = component_option("objective", "How the run learns (python main.py list objective)", default_of("objective")),
+    fuser: Optional[str] = component_option("fuser", "Fuses a long clip's window embeddings in generate (trained by the fuser objective)", "the mean"),
     freeze_encoder: bool = typer.Option(False, "--freeze-encoder", help="Keep the speech encoder fixed (with --pre-trained-encoder).", rich_help_panel=COMPONENTS),
     z_dim: Optional[int] = typer.Option(None, help=_help("Noise size; 0 = none, as wav2pix", "z_dim"), rich_help_panel=COMPONENTS),
     embed_dim: Optional[int] = typer.Option(None, help=_help("Speech embedding size", "embed_dim"), rich_help_panel=COMPONENTS),
@@ -70,7 +71,7 @@ def command(
     options = {
         "encoder": encoder, "generator": generator, "discriminator": discriminator, "loss": loss,
         "terms": split_names(terms, "--terms", allow_empty=True), "preset": preset, "objective": objective,
-        "freeze_encoder": flag(freeze_encoder), "pre_trained_encoder": pre_trained_encoder, "z_dim": z_dim, "embed_dim": embed_dim,
+        "fuser": fuser, "freeze_encoder": flag(freeze_encoder), "pre_trained_encoder": pre_trained_encoder, "z_dim": z_dim, "embed_dim": embed_dim,
         "dataset": dataset, "data": data, "image_size": image_size, "clip_seconds": clip_seconds,
         "num_workers": num_workers, "cache": cache, "epochs": epochs, "max_steps": max_steps,
         "batch_size": batch_size, "lr_d": lr_d, "lr_g": lr_g, "l1_coef": l1_coef, "l2_coef": l2_coef,
