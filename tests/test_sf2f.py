@@ -112,3 +112,13 @@ def test_generate_fuses_a_long_clip_with_the_models_fuser(staged, tmp_path):
     assert not torch.equal(pipeline.draw(fused, seed=0), pipeline.draw(mean, seed=0))
     result = drawer.draw_file(clip, "long", tmp_path / "out")
     assert result.error is None and (tmp_path / "out" / "long.png").is_file()
+
+
+def test_fuser_mistakes_are_one_line_before_any_work(tmp_path):
+    from train_helpers import cli_args, run_cli
+
+    for extra, message in ((["--fuser", "nope"], "nope"), (["--objective", "fuser"], "--fuser NAME")):
+        result = run_cli(cli_args(tmp_path / "runs", "--max-steps", "1", *extra))
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -20,5 +20,5 @@ def register_objectives(register):
              description="wav2pix's conditional GAN step: D on real, fake and mismatched pairs, G terms")
     register("speaker_classifier", SpeakerClassifierObjective, trains=("encoder", "classifier"),
              description="the speech encoder and its speaker classifier by cross entropy (a pretraining stage)")
-    register("fuser", FuserObjective, trains=("fuser", "discriminator"),
+    register("fuser", FuserObjective, trains=("fuser", "discriminator"), needs="fuser",
              description="SF2F's fuser stage: the fuser of a speaker's clips, encoder and generator frozen")

@@ -158,6 +158,11 @@ def validate(config: TrainConfig) -> None:
     if config.fuser is not None:
         registry.get("fuser", config.fuser)
         registry.check_arguments("fuser", config.fuser, config.fuser_args)
+    objectives = {config.objective} | {stage["objective"] for stage in config.stages}
+    for name in sorted(objectives):
+        if registry.get("objective", name).meta.get("needs") == "fuser" and config.fuser is None:
+            raise UsageError(f"the '{name}' objective trains the model's fuser: choose one with --fuser NAME "
+                             f"({', '.join(c.name for c in registry.components('fuser')) or 'none installed'})")
     _check_stages(config)
     adversarial = registry.get("loss", config.loss)
     if adversarial.meta.get("role") != "adversarial":
