@@ -9,6 +9,8 @@ one at 128 px) and ``options/opts.py``, mapped onto ours.
 - ``ac_loss_weight: 0.05`` (times ``d_loss_weight`` 1) -> the ``face_identity`` term at 0.05 for
   the generator and ``classifier_coef`` 0.05 for the discriminator's classifier on real faces.
 - Adam at 5e-4 with betas (0.9, 0.999), batch 16; the 512-d embedding, no noise.
+- Windows: theirs are random crops of 100 to 150 frames; ours have the run's ``clip_seconds``
+  (left to the dataset: 1 s, 100 frames, by default; 1.25 s is their 125-frame inference window).
 - Two stages, as their two configurations: ``gan`` (``sf2f_1st_stage.yaml``) and ``fuser``
   (``sf2f_fuser.yaml``: the attention fuser trained with encoder and decoder frozen). The split of
   the budget, 80% and 20%, is ours: their configurations do not fix one.
