@@ -1,5 +1,5 @@
-"""Contract tests generated from the registry: every encoder, generator, discriminator and loss
-registered (now or later, built-in or third-party) gets the same checks (DESIGN.md section 3)."""
+"""Contract tests generated from the registry: every encoder, generator, discriminator, fuser and
+loss registered (now or later, built-in or third-party) gets the same checks (DESIGN.md section 3)."""
 
 from __future__ import annotations
 
@@ -182,6 +182,35 @@ def test_discriminator_same_seed_same_output_and_eval_is_deterministic(name):
         assert torch.equal(first(image, embedding)[0], first(image, embedding)[0])
         if declared("discriminator", name, "conditional"):  # the condition matters
             assert not torch.equal(first(image, embedding)[0], first(image, embedding.flip(0))[0])
+
+
+# -- fusers --------------------------------------------------------------------------------------
+def segments(batch: int, count: int) -> torch.Tensor:
+    torch.manual_seed(9)
+    return torch.nn.functional.normalize(torch.randn(batch, count, EMBED), dim=-1)
+
+
+@pytest.mark.parametrize("name", registered("fuser"))
+def test_fuser_shape_gradients_and_any_segment_count(name):
+    fuser = build("fuser", name, embed_dim=EMBED)
+    for count in (1, 2, 7):
+        x = segments(BATCH, count).requires_grad_()
+        fused = fuser(x)
+        assert fused.shape == (BATCH, EMBED) and torch.isfinite(fused).all()
+    random_projection_loss(fused).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert_all_parameters_get_gradients(fuser)
+
+
+@pytest.mark.parametrize("name", registered("fuser"))
+def test_fuser_is_deterministic_per_seed_and_looks_at_its_segments(name):
+    first, second = build("fuser", name, seed=4, embed_dim=EMBED), build("fuser", name, seed=4, embed_dim=EMBED)
+    x = segments(BATCH, 5)
+    with torch.no_grad():
+        assert torch.equal(first(x), second(x))
+        assert not torch.allclose(first(x), first(segments(BATCH, 4)))
+        if not registry.get("fuser", name).meta.get("ordered", False):  # a set of segments: order is no matter
+            torch.testing.assert_close(first(x), first(x.flip(1)))
 
 
 # -- losses --------------------------------------------------------------------------------------

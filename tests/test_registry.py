@@ -32,8 +32,8 @@ def allow(monkeypatch, *names):
 
 
 def test_kinds_are_the_design_s_and_the_trainer_s():
-    assert registry.KINDS == ("encoder", "generator", "discriminator", "loss", "objective", "preset",
-                              "dataset", "metric")
+    assert registry.KINDS == ("encoder", "generator", "discriminator", "fuser", "loss", "objective",
+                              "preset", "dataset", "metric")
 
 
 def test_plugin_is_discovered_with_its_distribution(plugin_path, monkeypatch):

@@ -2,8 +2,9 @@
 whole test split drawn the way the seed's ``--inference`` did.
 
 A clip longer than the encoder's window is cut into hopped windows; each window gets a face
-(``<stem>_windows.png``) and the mean of the windows' embeddings gets the clip's face
-(``<stem>.png``): the multi-segment fusion of SF2F (Bai et al., 2022).
+(``<stem>_windows.png``) and the fusion of the windows' embeddings gets the clip's face
+(``<stem>.png``): the model's fuser when it has one (SF2F's attention, Bai et al., 2022), else
+their mean.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ class Drawer:
         if len(voiced) < windows.shape[0]:
             note = ", ".join(filter(None, [note, f"{windows.shape[0] - len(voiced)} silent windows dropped"]))
         embeddings = self._embed(peak_normalise(windows[voiced]))
-        return embeddings, embeddings.mean(dim=0, keepdim=True), seconds, note
+        return embeddings, self.pipeline.fuse(embeddings), seconds, note
 
     def _embed(self, windows: torch.Tensor) -> torch.Tensor:
         try:

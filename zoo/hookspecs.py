@@ -17,6 +17,7 @@ HOOK_OF_KIND = {
     "encoder": "register_encoders",
     "generator": "register_generators",
     "discriminator": "register_discriminators",
+    "fuser": "register_fusers",
     "loss": "register_losses",
     "objective": "register_objectives",
     "preset": "register_presets",
@@ -42,6 +43,12 @@ def register_generators(register):
 @hookspec
 def register_discriminators(register):
     """Register discriminators: ``(image, embedding) -> (score[B], trunk features)``."""
+
+
+@hookspec
+def register_fusers(register):
+    """Register fusers: ``nn.Module``s built with ``embed_dim`` that map the embeddings of many
+    segments of one speaker, ``[B, N, embed_dim]``, to one ``[B, embed_dim]`` (SF2F's fusion)."""
 
 
 @hookspec

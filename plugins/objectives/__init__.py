@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from plugins.objectives.classification import SpeakerClassifierObjective
+from plugins.objectives.fusion import FuserObjective
 from plugins.objectives.gan import GanObjective
 from plugins.objectives.seed import SeedObjective
 from zoo import hookimpl
@@ -24,3 +25,5 @@ def register_objectives(register):
              description="wav2pix's own iteration: G run twice, five D forwards, float32, plain Adam (train --step seed)")
     register("speaker_classifier", SpeakerClassifierObjective, trains=("encoder", "classifier"),
              description="the speech encoder and its speaker classifier by cross entropy (a pretraining stage)")
+    register("fuser", FuserObjective, trains=("fuser", "discriminator"), needs="fuser",
+             description="SF2F's fuser stage: the fuser of a speaker's clips, encoder and generator frozen")

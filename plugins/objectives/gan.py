@@ -146,11 +146,13 @@ class GanObjective(Objective):
         self.terms = context.generator_terms()
         self.gan_step = self._step_over(model, discriminator)
 
-    def _step_over(self, model: nn.Module, discriminator: nn.Module) -> GanStep:
+    def _step_over(self, model: nn.Module, discriminator: nn.Module, optimizer_g=None) -> GanStep:
+        """The step over (possibly wrapped) ``model`` and ``discriminator``; the generator side's
+        optimiser is ``optimizer_g`` when given (the fuser stage's), else the generator's."""
         c = self.context
         conditional = c.component_meta("discriminator", c.config.discriminator).get("conditional", True)
         return GanStep(model, discriminator, c.discriminator, self.adversarial, self.terms,
-                       self.optimizers["generator"], self.optimizers["discriminator"],
+                       optimizer_g or self.optimizers["generator"], self.optimizers["discriminator"],
                        autocast_dtype=c.autocast_dtype, memory_format=c.memory_format,
                        use_wrong=conditional, classifier_coef=float(c.options.get("classifier_coef", 1.0)))
 

@@ -11,7 +11,7 @@ from zoo.errors import UsageError
 
 COMPONENTS, DATA, OPTIM, OUTPUT, HARDWARE = "Components", "Data", "Optimisation", "Output", "Hardware"
 # The component kinds whose arguments ``--arg KIND.KEY=VALUE`` sets, each kept as ``<kind>_args``.
-ARGUMENT_KINDS = ("encoder", "generator", "discriminator", "dataset", "objective")
+ARGUMENT_KINDS = ("encoder", "generator", "discriminator", "fuser", "dataset", "objective")
 
 
 def parse_pairs(items, what: str) -> dict:

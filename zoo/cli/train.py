@@ -32,6 +32,7 @@ def command(
     preset: Optional[str] = component_option("preset", "A registered bundle of components, settings and stages (python main.py list preset)", "none"),
     objective: Optional[str] = component_option("objective", "How the run learns (python main.py list objective)", default_of("objective")),
     step: Optional[str] = typer.Option(None, "--step", metavar="ours|seed", help="The training iteration: ours (--objective gan) or seed (--objective gan_seed, wav2pix's own).", rich_help_panel=COMPONENTS),
+    fuser: Optional[str] = component_option("fuser", "Fuses a long clip's window embeddings in generate (trained by the fuser objective)", "the mean"),
     freeze_encoder: bool = typer.Option(False, "--freeze-encoder", help="Keep the speech encoder fixed (with --pre-trained-encoder).", rich_help_panel=COMPONENTS),
     z_dim: Optional[int] = typer.Option(None, help=_help("Noise size; 0 = none, as wav2pix", "z_dim"), rich_help_panel=COMPONENTS),
     embed_dim: Optional[int] = typer.Option(None, help=_help("Speech embedding size", "embed_dim"), rich_help_panel=COMPONENTS),
@@ -75,7 +76,7 @@ def command(
     options = {
         "encoder": encoder, "generator": generator, "discriminator": discriminator, "loss": loss,
         "terms": split_names(terms, "--terms", allow_empty=True), "preset": preset,
-        "objective": objective_of(step, objective),
+        "objective": objective_of(step, objective), "fuser": fuser,
         "freeze_encoder": flag(freeze_encoder), "pre_trained_encoder": pre_trained_encoder, "z_dim": z_dim, "embed_dim": embed_dim,
         "dataset": dataset, "data": data, "image_size": image_size, "clip_seconds": clip_seconds,
         "num_workers": num_workers, "cache": cache, "rebuild_cache": flag(rebuild_cache),

@@ -71,6 +71,12 @@ class FacePipeline:
         return torch.cat(parts).float()
 
     @torch.inference_mode()
+    def fuse(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """One embedding ``[1, D]`` for the segments ``[N, D]`` of one speaker: the model's fuser
+        when it has one (SF2F's attention), else their mean."""
+        return self.model.fuse(embeddings.to(self.device).float()).float()
+
+    @torch.inference_mode()
     def draw(self, embeddings: torch.Tensor, *, seed: Optional[int] = None,
              stochastic: bool = False) -> torch.Tensor:
         """Faces ``[B, 3, S, S]`` in [-1, 1] (on the CPU) from embeddings.

@@ -18,7 +18,7 @@ from zoo.errors import CheckpointError
 
 FORMAT = "wav2pix-zoo/1"
 FORMAT_FAMILY = "wav2pix-zoo/"
-COMPONENT_KINDS = ("encoder", "generator", "discriminator")
+COMPONENT_KINDS = ("encoder", "generator", "discriminator", "fuser")  # fuser: optional
 REQUIRED_COMPONENTS = ("encoder", "generator")
 REQUIRED_KEYS = ("format", "components", "identities", "image_size", "sample_rate", "num_samples")
 

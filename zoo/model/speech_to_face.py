@@ -5,11 +5,12 @@ A *description* is a plain dict (saved as ``model.json`` and inside every safete
 
     {"format": "wav2pix-zoo/1",
      "components": {"encoder": {"name", "kwargs", "distribution", "version"},
-                    "generator": {...}, "discriminator": {...}},
+                    "generator": {...}, "discriminator": {...}, "fuser": {...} (optional)},
      "identities": [...], "image_size": 64, "sample_rate": 16000, "num_samples": 16000}
 
 The speaker classifier is core machinery (its size follows the dataset's identities), so it is
-described by the identities alone.
+described by the identities alone. A fuser (SF2F's attention over many segments of one speaker) is
+optional: without one, the segments' embeddings of a long clip are averaged.
 """
 
 from __future__ import annotations
@@ -29,31 +30,51 @@ __all__ = ["FORMAT", "SpeechToFace", "build_discriminator", "build_speech_to_fac
 
 
 class SpeechToFace(nn.Module):
-    """The generator side of the GAN: speech encoder, face generator and speaker classifier.
+    """The generator side of the GAN: speech encoder, face generator, speaker classifier and,
+    optionally, a fuser of many segments' embeddings.
 
     They are trained together by the generator's optimiser, as in wav2pix, and saved together.
     """
 
-    def __init__(self, encoder: nn.Module, generator: nn.Module, classifier: Optional[nn.Module]):
+    def __init__(self, encoder: nn.Module, generator: nn.Module, classifier: Optional[nn.Module],
+                 fuser: Optional[nn.Module] = None):
         super().__init__()
         self.encoder = encoder
         self.generator = generator
         self.classifier = classifier
-        self.encoder_frozen = False
+        self.fuser = fuser
+        self.frozen: set = set()
+
+    @property
+    def encoder_frozen(self) -> bool:
+        """Whether the encoder is fixed (voice2face's second stage, SF2F's fuser stage)."""
+        return "encoder" in self.frozen
+
+    def freeze(self, *parts: str) -> None:
+        """Fix the named parts: no gradients, and eval mode (BatchNorm statistics fixed) even
+        while the rest trains, as voice2face keeps its pretrained voice encoder."""
+        for part in parts:
+            self.frozen.add(part)
+            getattr(self, part).requires_grad_(False)
+            getattr(self, part).eval()
 
     def freeze_encoder(self) -> None:
-        """Fix the encoder: no gradients, and eval mode (BatchNorm statistics fixed) even while
-        the rest trains, as voice2face keeps its pretrained voice encoder."""
-        self.encoder_frozen = True
-        self.encoder.requires_grad_(False)
-        self.encoder.eval()
+        """Fix the encoder (see ``freeze``)."""
+        self.freeze("encoder")
 
     def train(self, mode: bool = True) -> "SpeechToFace":
-        """Train mode for the parts that learn; a frozen encoder stays in eval mode."""
+        """Train mode for the parts that learn; frozen parts stay in eval mode."""
         super().train(mode)
-        if self.encoder_frozen:
-            self.encoder.eval()
+        for part in self.frozen:
+            getattr(self, part).eval()
         return self
+
+    def fuse(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """One embedding ``[1, D]`` from the embeddings ``[N, D]`` of one speaker's segments: the
+        fuser's, or their mean without one."""
+        if self.fuser is None:
+            return embeddings.mean(dim=0, keepdim=True)
+        return self.fuser(embeddings.unsqueeze(0))
 
     def forward(self, wave: torch.Tensor, z: Optional[torch.Tensor] = None):
         """Return ``(faces, embeddings, speaker logits)`` for a batch of waveforms."""
@@ -71,15 +92,16 @@ def component_entry(kind: str, name: str, kwargs: dict) -> dict:
 
 
 def describe(*, encoder: tuple, generator: tuple, discriminator: tuple, identities,
-             image_size: int, sample_rate: int, num_samples: int) -> dict:
+             image_size: int, sample_rate: int, num_samples: int, fuser: Optional[tuple] = None) -> dict:
     """The JSON description of a model from ``(name, kwargs)`` pairs per component."""
+    components = {"encoder": component_entry("encoder", *encoder),
+                  "generator": component_entry("generator", *generator),
+                  "discriminator": component_entry("discriminator", *discriminator)}
+    if fuser is not None:
+        components["fuser"] = component_entry("fuser", *fuser)
     return {
         "format": FORMAT,
-        "components": {
-            "encoder": component_entry("encoder", *encoder),
-            "generator": component_entry("generator", *generator),
-            "discriminator": component_entry("discriminator", *discriminator),
-        },
+        "components": components,
         "identities": list(identities),
         "image_size": int(image_size),
         "sample_rate": int(sample_rate),
@@ -120,7 +142,7 @@ def missing_plugin_message(kind: str, entry: dict) -> str:
 
 
 def build_speech_to_face(description: dict, source: Optional[str] = None) -> SpeechToFace:
-    """Build encoder, generator and classifier from a description, freshly initialised.
+    """Build encoder, generator, classifier (and fuser) from a description, freshly initialised.
 
     Each component initialises itself (the built-ins as the reference does), so a plugin's own
     choice is never overwritten here. ``source`` names the file a description was read from.
@@ -128,7 +150,8 @@ def build_speech_to_face(description: dict, source: Optional[str] = None) -> Spe
     encoder = _create(description, "encoder", source)
     generator = _create(description, "generator", source)
     classifier = SpeakerClassifier(encoder.embed_dim, len(description["identities"]))
-    return SpeechToFace(encoder, generator, classifier)
+    fuser = _create(description, "fuser", source) if "fuser" in description["components"] else None
+    return SpeechToFace(encoder, generator, classifier, fuser)
 
 
 def build_discriminator(description: dict, source: Optional[str] = None) -> nn.Module:

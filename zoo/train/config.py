@@ -38,6 +38,8 @@ class TrainConfig:
     encoder_args: dict = field(default_factory=dict)  # extra keyword arguments per component
     generator_args: dict = field(default_factory=dict)
     discriminator_args: dict = field(default_factory=dict)
+    fuser: Optional[str] = None  # fuses a long clip's segment embeddings; None = their mean
+    fuser_args: dict = field(default_factory=dict)
     embed_dim: int = 128  # speech embedding size (wav2pix: 128)
     z_dim: int = 0  # noise size; 0 = none, as in wav2pix
     # data
@@ -165,6 +167,14 @@ def validate(config: TrainConfig) -> None:
                        ("discriminator", config.discriminator), ("loss", config.loss),
                        ("dataset", config.dataset), ("objective", config.objective)):
         registry.get(kind, name)  # raises an exit-2 error listing the valid choices
+    if config.fuser is not None:
+        registry.get("fuser", config.fuser)
+        registry.check_arguments("fuser", config.fuser, config.fuser_args)
+    objectives = {config.objective} | {stage["objective"] for stage in config.stages}
+    for name in sorted(objectives):
+        if registry.get("objective", name).meta.get("needs") == "fuser" and config.fuser is None:
+            raise UsageError(f"the '{name}' objective trains the model's fuser: choose one with --fuser NAME "
+                             f"({', '.join(c.name for c in registry.components('fuser')) or 'none installed'})")
     _check_stages(config)
     adversarial = registry.get("loss", config.loss)
     if adversarial.meta.get("role") != "adversarial":

@@ -7,6 +7,7 @@ An objective plugin's factory is called as ``factory(context)``; see ``zoo.Objec
 from __future__ import annotations
 
 import contextlib
+import inspect
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
@@ -60,12 +61,16 @@ class ObjectiveContext:
         return registry.create("loss", self.config.loss).to(self.device)
 
     def generator_terms(self) -> list[WeightedTerm]:
-        """The generator terms named by ``--terms``, each with its coefficient."""
+        """The generator terms named by ``--terms``, each with its coefficient. A term's factory
+        is also handed the ``--arg objective.KEY=VALUE`` options its signature names (e.g. the
+        perceptual term's ``facenet_weights``)."""
         terms = []
         for name in self.config.terms:
-            meta = registry.get("loss", name).meta
-            terms.append(WeightedTerm(name, registry.create("loss", name).to(self.device),
-                                      self.config.coefficient(name, meta)))
+            component = registry.get("loss", name)
+            wanted = inspect.signature(component.factory).parameters
+            args = {k: v for k, v in self.options.items() if k in wanted}
+            terms.append(WeightedTerm(name, registry.create("loss", name, **args).to(self.device),
+                                      self.config.coefficient(name, component.meta)))
         return terms
 
     def optimizer(self, modules: Iterable[nn.Module], lr: float) -> torch.optim.Optimizer:

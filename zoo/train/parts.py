@@ -54,9 +54,12 @@ def describe_run(config: TrainConfig, identities) -> dict:
     discriminator = component_arguments("discriminator", c.discriminator, {"image_size": c.image_size,
                                                                            "embed_dim": c.embed_dim},
                                         c.discriminator_args, identities)
+    fuser = None
+    if c.fuser is not None:
+        fuser = (c.fuser, component_arguments("fuser", c.fuser, {"embed_dim": c.embed_dim}, c.fuser_args, identities))
     return describe(encoder=(c.encoder, encoder), generator=(c.generator, generator),
                     discriminator=(c.discriminator, discriminator), identities=identities,
-                    image_size=c.image_size, sample_rate=c.sample_rate, num_samples=c.num_samples)
+                    image_size=c.image_size, sample_rate=c.sample_rate, num_samples=c.num_samples, fuser=fuser)
 
 
 def build_parts(description: dict, device: torch.device) -> TrainingParts:
