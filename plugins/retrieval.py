@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from zoo import Batch, Generator, Objective, ObjectiveContext, hookimpl
+from plugins.objectives.classification import ClassifierObjective
+from zoo import Generator, ObjectiveContext, hookimpl
 
 MODES = ("mean", "medoid")
 
@@ -61,39 +61,22 @@ class RetrievalGenerator(Generator):
             self.faces[identity] = mean.to(self.faces)
 
 
-class RetrievalObjective(Objective):
+class RetrievalObjective(ClassifierObjective):
     """Fills the generator's face bank from the training split, then trains encoder and head as
     a speaker classifier (cross entropy)."""
 
-    def __init__(self, context: ObjectiveContext):
-        super().__init__(context)
+    def speaker_network(self, context: ObjectiveContext) -> nn.Module:
+        """Encoder then the retrieval generator's identity head."""
         generator = context.model.generator
         if not isinstance(generator, RetrievalGenerator):
             raise ValueError("the retrieval objective needs the retrieval generator (--generator retrieval)")
-        self.network = nn.ModuleDict({"encoder": context.model.encoder, "generator": generator})
-        self.optimizers = {"encoder": context.optimizer([self.network], context.config.lr_g)}
-        self.run = _Classifier(self.network)
-
-    def bind(self, wrap) -> None:
-        """Run through the trainer's wrapper (DDP averages both parts' gradients)."""
-        self.run = wrap(self.run)
+        return _Classifier(nn.ModuleDict({"encoder": context.model.encoder, "generator": generator}))
 
     def setup(self, train_dataset) -> None:
         """The face bank: every real training face, by identity."""
         from zoo import labels_of, load_real_faces
 
-        self.network["generator"].fill(load_real_faces(train_dataset), labels_of(train_dataset))
-
-    def step(self, batch: Batch) -> dict:
-        """One cross-entropy step of encoder and head."""
-        with self.context.autocast():
-            logits = self.run(batch.wave).float()
-        loss = F.cross_entropy(logits, batch.identity)
-        optimizer = self.optimizers["encoder"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return {"c_loss": loss.detach(), "c_accuracy": (logits.detach().argmax(1) == batch.identity).float().mean()}
+        self.context.model.generator.fill(load_real_faces(train_dataset), labels_of(train_dataset))
 
 
 class _Classifier(nn.Module):

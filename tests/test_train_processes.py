@@ -79,7 +79,7 @@ def test_ctrl_c_finishes_the_step_saves_it_mid_epoch_and_exits_130(tmp_path, wor
     step = int(reported.group(2))
     state = checkpoints.load_training_state(run / "checkpoints" / "last")
     assert state["step"] == step and Path(reported.group(3)).name == f"step_{step:08d}"
-    assert step % 6 != 0 and state["batch_in_epoch"] == step % 6  # mid-epoch, resumable from there
+    assert step % 6 != 0 and state["position"]["batch_in_epoch"] == step % 6  # mid-epoch, resumable from there
     assert (run / "checkpoints" / "last").resolve().name == f"step_{step:08d}"
 
 

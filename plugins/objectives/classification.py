@@ -13,22 +13,23 @@ from torch import nn
 from zoo import Batch, Objective, ObjectiveContext
 
 
-class SpeakerClassifierObjective(Objective):
-    """Cross entropy of the speaker classifier on the speech embedding; encoder and classifier
-    learn at ``--lr-g``. Logs the loss and the batch accuracy."""
+class ClassifierObjective(Objective):
+    """Cross entropy of ``network(wave) -> logits`` against the speaker, at ``--lr-g``; logs the
+    loss and the batch accuracy. Subclasses say which network (``speaker_network``)."""
 
     def __init__(self, context: ObjectiveContext):
         super().__init__(context)
-        model = context.model
-        if model.classifier is None:
-            raise ValueError("the speaker_classifier objective needs the model's speaker classifier")
-        # One module over both, so DDP averages the gradients of both.
-        self.network = nn.Sequential(model.encoder, model.classifier)
+        # One module over every part that learns, so DDP averages all their gradients.
+        self.network = self.speaker_network(context)
         self.optimizers = {"encoder": context.optimizer([self.network], context.config.lr_g)}
         self.run = self.network
 
+    def speaker_network(self, context: ObjectiveContext) -> nn.Module:
+        """The module mapping waves ``[B, T]`` to speaker logits ``[B, N]``."""
+        raise NotImplementedError
+
     def bind(self, wrap) -> None:
-        """Run encoder and classifier through the wrapper (DDP or compiled)."""
+        """Run the network through the wrapper (DDP or compiled)."""
         self.run = wrap(self.network)
 
     def step(self, batch: Batch) -> dict:
@@ -42,3 +43,13 @@ class SpeakerClassifierObjective(Objective):
         optimizer.step()
         accuracy = (logits.detach().argmax(dim=1) == batch.identity).float().mean()
         return {"c_loss": loss.detach(), "c_accuracy": accuracy}
+
+
+class SpeakerClassifierObjective(ClassifierObjective):
+    """The speech encoder and the model's speaker classifier on its embedding."""
+
+    def speaker_network(self, context: ObjectiveContext) -> nn.Module:
+        """Encoder then the run's speaker classifier."""
+        if context.model.classifier is None:
+            raise ValueError("the speaker_classifier objective needs the model's speaker classifier")
+        return nn.Sequential(context.model.encoder, context.model.classifier)
