@@ -196,8 +196,9 @@ def cache_path(dataset, settings: FaceSettings, cache_dir=None) -> Path:
     key = {"format": FORMAT, "data": dataset_key(dataset), "settings": settings.key(),
            "models": {path.name: path.stat().st_size for path in files.values()}}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    name = str(getattr(dataset, "name", "dataset")).replace(os.sep, "_")
-    return cache_root(cache_dir) / SUBFOLDER / f"{name}-{settings.size}-{digest}.safetensors"
+    parts = [getattr(dataset, "name", "dataset"), getattr(dataset, "split", None), getattr(dataset, "image_size", None)]
+    name = "-".join(str(part).replace(os.sep, "_") for part in parts if part is not None)
+    return cache_root(cache_dir) / SUBFOLDER / f"{name}-{digest}.safetensors"
 
 
 def cached_analysis(dataset, load_faces: Callable[[], torch.Tensor], settings: FaceSettings, *, cache_dir=None,
