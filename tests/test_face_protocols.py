@@ -233,6 +233,8 @@ def test_real_face_descriptors_are_cached_and_reused(youtubers_results, youtuber
     _, cache, _ = youtubers_results
     entries = sorted((cache / "dlib_faces").glob("*.safetensors"))
     assert len(entries) == 2  # the evaluated split and the training split, once each for three evaluations
+    analyses = [dlib_faces.load_analysis(path) for path in entries]
+    assert sorted(analysis.landmarks68 is None for analysis in analyses) == [False, True]  # the gallery skips detection
     test = EveryNth(registry.create("dataset", "youtubers", root=str(youtubers_root), split="test",
                                     image_size=64), 15)
     monkeypatch.setattr(dlib_faces, "analyse", lambda *a, **k: pytest.fail("recomputed a cached analysis"))
