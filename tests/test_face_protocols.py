@@ -3,6 +3,8 @@ on real youtubers faces, the cache of real-face descriptors, and the skip lines.
 
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 import pytest
 import torch
@@ -181,7 +183,7 @@ def test_bad_upscaling_options_are_usage_errors():
 @pytest.fixture(scope="module")
 def youtubers_results(youtubers_root, dlib_files, tmp_path_factory):
     """The dlib metrics on 41 real test faces (gallery: 47 training faces) for three stand-in
-    generators: the real face itself, the same face upside down, and noise."""
+    generators: the real face itself, the same face upside down, and noise; offline."""
     import registry
     from zoo.evaluate.evaluator import evaluate
 
@@ -189,12 +191,18 @@ def youtubers_results(youtubers_root, dlib_files, tmp_path_factory):
         return EveryNth(registry.create("dataset", "youtubers", root=str(youtubers_root), split=name,
                                         image_size=64), step)
 
+    def refuse(*args, **kwargs):
+        raise OSError("the dlib metrics tried to reach the network")
+
     test, train = split("test", 15), split("train", 40)
     cache, out = tmp_path_factory.mktemp("dlib-cache"), tmp_path_factory.mktemp("dlib-report")
     results = {}
-    for pipeline in (PairedFacePipeline, UpsideDownPipeline, NoisePipeline):
-        results[pipeline.__name__] = evaluate(pipeline(test), test, metrics=DLIB_METRICS, train_dataset=train,
-                                              cache_dir=cache, out=out if pipeline is PairedFacePipeline else None)
+    with pytest.MonkeyPatch.context() as offline:  # nothing may be downloaded: any connection fails
+        offline.setattr(socket.socket, "connect", refuse)
+        offline.setattr(socket, "getaddrinfo", refuse)
+        for pipeline in (PairedFacePipeline, UpsideDownPipeline, NoisePipeline):
+            results[pipeline.__name__] = evaluate(pipeline(test), test, metrics=DLIB_METRICS, train_dataset=train,
+                                                  cache_dir=cache, out=out if pipeline is PairedFacePipeline else None)
     return results, cache, out
 
 
@@ -233,6 +241,8 @@ def test_real_face_descriptors_are_cached_and_reused(youtubers_results, youtuber
     _, cache, _ = youtubers_results
     entries = sorted((cache / "dlib_faces").glob("*.safetensors"))
     assert len(entries) == 2  # the evaluated split and the training split, once each for three evaluations
+    analyses = [dlib_faces.load_analysis(path) for path in entries]
+    assert sorted(analysis.landmarks68 is None for analysis in analyses) == [False, True]  # the gallery skips detection
     test = EveryNth(registry.create("dataset", "youtubers", root=str(youtubers_root), split="test",
                                     image_size=64), 15)
     monkeypatch.setattr(dlib_faces, "analyse", lambda *a, **k: pytest.fail("recomputed a cached analysis"))

@@ -260,7 +260,7 @@ def register_metrics(register):
     """
     from plugins.metrics import face_protocols as dlib_metrics
 
-    trained, dlib_detector, dlib_descriptor = "classifier trained here", "dlib-hog+68", "dlib-resnet128"
+    trained, dlib_detector, dlib_descriptor = "own classifier", "dlib-hog+68", "dlib-resnet128"
     register("landmarks68", dlib_metrics.landmarks68, better="higher", model=dlib_detector,
              description="wav2pix's measure: share of faces where dlib's detector finds a face and its 68 landmarks")
     register("face_detection", face_detection, better="higher", model="opencv-haar",

@@ -70,9 +70,9 @@ class FaceSettings:
 class FaceAnalysis:
     """What dlib finds in each of N faces."""
 
-    detected: np.ndarray  # bool [N]: the HOG detector found a face
-    landmarks68: np.ndarray  # bool [N]: ... and the 68-point predictor placed every landmark inside the image
     descriptors: np.ndarray  # float32 [N, 128]: the ResNet descriptor of the aligned face
+    detected: Optional[np.ndarray] = None  # bool [N]: the HOG detector found a face (None: not run)
+    landmarks68: Optional[np.ndarray] = None  # bool [N]: ... and placed all 68 landmarks inside the image
 
 
 # -- the models ------------------------------------------------------------------------------------------
@@ -167,9 +167,10 @@ def aligned_chip(models: Models, picture: np.ndarray, settings: FaceSettings) ->
 
 
 # -- many faces -------------------------------------------------------------------------------------------------
-def analyse(faces, settings: FaceSettings, *, device=None, progress: Progress = SILENT,
+def analyse(faces, settings: FaceSettings, *, detect: bool = True, device=None, progress: Progress = SILENT,
             label: str = "faces") -> FaceAnalysis:
-    """Detection, 68 landmarks and descriptors of faces ``[N, 3, S, S]`` in [-1, 1] (or uint8 ``[N, S, S, 3]``)."""
+    """Descriptors and (with ``detect``) detection and 68 landmarks of faces ``[N, 3, S, S]`` in
+    [-1, 1] (or uint8 ``[N, S, S, 3]``). Detection is 40% of the time: a gallery goes without."""
     from plugins.metrics.dlib_resnet import describe
 
     models = load_models(tuple(sorted(model_files(settings).items())), str(torch.device(device or "cpu")))
@@ -178,38 +179,41 @@ def analyse(faces, settings: FaceSettings, *, device=None, progress: Progress = 
     with progress.task(f"dlib: {label}", len(images)) as task:
         for number, image in enumerate(images, 1):
             picture = canvas(image, settings)
-            found, placed = landmarks_found(models, picture)
-            detected.append(found)
-            inside.append(placed)
+            if detect:
+                found, placed = landmarks_found(models, picture)
+                detected.append(found)
+                inside.append(placed)
             chips.append(aligned_chip(models, picture, settings))
             if len(chips) == CHUNK or number == len(images):
                 descriptors.append(describe(models.network, np.stack(chips)))
                 chips = []
                 task.update(number)
-    return FaceAnalysis(np.asarray(detected, dtype=bool), np.asarray(inside, dtype=bool),
-                        np.concatenate(descriptors) if descriptors else np.zeros((0, 128), np.float32))
+    return FaceAnalysis(np.concatenate(descriptors) if descriptors else np.zeros((0, 128), np.float32),
+                        np.asarray(detected, dtype=bool) if detect else None,
+                        np.asarray(inside, dtype=bool) if detect else None)
 
 
-def cache_path(dataset, settings: FaceSettings, cache_dir=None) -> Path:
+def cache_path(dataset, settings: FaceSettings, cache_dir=None, detect: bool = True) -> Path:
     """Where the analysis of ``dataset``'s real faces under ``settings`` is kept."""
     files = model_files(settings)
-    key = {"format": FORMAT, "data": dataset_key(dataset), "settings": settings.key(),
+    key = {"format": FORMAT, "data": dataset_key(dataset), "settings": settings.key(), "detect": detect,
            "models": {path.name: path.stat().st_size for path in files.values()}}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    name = str(getattr(dataset, "name", "dataset")).replace(os.sep, "_")
-    return cache_root(cache_dir) / SUBFOLDER / f"{name}-{settings.size}-{digest}.safetensors"
+    parts = [getattr(dataset, "name", "dataset"), getattr(dataset, "split", None), getattr(dataset, "image_size", None)]
+    name = "-".join(str(part).replace(os.sep, "_") for part in parts if part is not None)
+    return cache_root(cache_dir) / SUBFOLDER / f"{name}-{digest}.safetensors"
 
 
-def cached_analysis(dataset, load_faces: Callable[[], torch.Tensor], settings: FaceSettings, *, cache_dir=None,
-                    device=None, progress: Progress = SILENT, label: str = "real faces") -> FaceAnalysis:
+def cached_analysis(dataset, load_faces: Callable[[], torch.Tensor], settings: FaceSettings, *, detect: bool = True,
+                    cache_dir=None, device=None, progress: Progress = SILENT, label: str = "real faces") -> FaceAnalysis:
     """The analysis of a split's real faces: read from the cache, else computed and cached."""
-    path = cache_path(dataset, settings, cache_dir)
+    path = cache_path(dataset, settings, cache_dir, detect)
     if path.is_file():
         try:
             return load_analysis(path)
         except Exception:  # an unreadable or stale entry: compute afresh and replace it
             path.unlink(missing_ok=True)
-    analysis = analyse(load_faces(), settings, device=device, progress=progress, label=label)
+    analysis = analyse(load_faces(), settings, detect=detect, device=device, progress=progress, label=label)
     save_analysis(analysis, path, settings)
     return analysis
 
@@ -218,8 +222,10 @@ def save_analysis(analysis: FaceAnalysis, path: Path, settings: FaceSettings) ->
     """Write an analysis as safetensors, atomically."""
     from safetensors.numpy import save_file
 
-    arrays = {"detected": analysis.detected.astype(np.uint8), "landmarks68": analysis.landmarks68.astype(np.uint8),
-              "descriptors": np.ascontiguousarray(analysis.descriptors, dtype=np.float32)}
+    arrays = {"descriptors": np.ascontiguousarray(analysis.descriptors, dtype=np.float32)}
+    for name in ("detected", "landmarks68"):
+        if getattr(analysis, name) is not None:
+            arrays[name] = getattr(analysis, name).astype(np.uint8)
     meta = {"format": FORMAT, "settings": settings.key()}
     with replacing(path) as temporary:
         save_file(arrays, str(temporary), metadata={METADATA_KEY: json.dumps(meta)})
@@ -234,9 +240,9 @@ def load_analysis(path: Path) -> FaceAnalysis:
         meta = json.loads((handle.metadata() or {})[METADATA_KEY])
         if meta.get("format") != FORMAT:
             raise ValueError(f"{path}: not a dlib face analysis of format {FORMAT}")
-        arrays = {name: handle.get_tensor(name) for name in ("detected", "landmarks68", "descriptors")}
-    return FaceAnalysis(arrays["detected"].astype(bool), arrays["landmarks68"].astype(bool),
-                        arrays["descriptors"].astype(np.float32))
+        arrays = {name: handle.get_tensor(name) for name in handle.keys()}
+    flags = {name: arrays[name].astype(bool) for name in ("detected", "landmarks68") if name in arrays}
+    return FaceAnalysis(arrays["descriptors"].astype(np.float32), **flags)
 
 
 def settings_of(options: dict) -> FaceSettings:

@@ -43,7 +43,8 @@ DISTINCT = 1e-6  # descriptors closer than this come from the same image
 # -- the analyses every dlib metric shares --------------------------------------------------------------------
 def analysis_of(context: MetricContext, which: str, settings: FaceSettings) -> Optional[FaceAnalysis]:
     """dlib's analysis of the ``generated``, ``real`` or ``train`` faces, computed once per
-    evaluation; real and training faces are cached on disk. None for ``train`` without a split.
+    evaluation; real and training faces are cached on disk (training faces, a gallery and a
+    floor, without detection). None for ``train`` without a split.
     A missing package or model file is a ``MetricSkipped`` before any work starts."""
     model_files(settings)
 
@@ -57,8 +58,8 @@ def analysis_of(context: MetricContext, which: str, settings: FaceSettings) -> O
         train = context.train_dataset
         if train is None:
             return None
-        return cached_analysis(train, lambda: load_real_faces(train), settings, cache_dir=context.cache_dir,
-                               label="real training faces", **common)
+        return cached_analysis(train, lambda: load_real_faces(train), settings, detect=False,
+                               cache_dir=context.cache_dir, label="real training faces", **common)
 
     return context.shared(("dlib_faces", which, settings), compute)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
 from zoo.cli.options import complete_names, grouped_pairs, split_names
@@ -52,11 +53,15 @@ def show_table(result) -> None:
     from zoo.evaluate.report import format_number
 
     setup = result.setup
+    # No vertical rules, edges or doubled padding: the six columns fit an 80-column terminal.
     table = Table(title=f"{setup.get('dataset')} / {setup.get('split')}: {setup.get('clips')} clips, "
-                        f"{setup.get('identities')} identities", title_justify="left")
-    for column, justify in (("metric", "left"), ("generated", "right"), ("real faces", "right"),
-                            ("chance", "right"), ("better", "left"), ("model", "left")):
-        table.add_column(column, justify=justify)
+                        f"{setup.get('identities')} identities", title_justify="left",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    longest = max((len(row["metric"]) for row in result.table), default=6)
+    table.add_column("metric", no_wrap=True, min_width=longest)  # names are never cut; the model folds
+    for column, justify in (("generated", "right"), ("real faces", "right"), ("chance", "right"),
+                            ("better", "left"), ("model", "left")):
+        table.add_column(column, justify=justify, overflow="fold")
     for row in result.table:
         table.add_row(row["metric"], format_number(row["generated"]), format_number(row["real"]),
                       format_number(row["chance"]), row["better"], row.get("model", ""))
