@@ -41,11 +41,6 @@ def _speech(rms: torch.Tensor) -> torch.Tensor:
     return loud & (rms >= SPEECH_OVER_FLOOR * floor)
 
 
-def speech_frames(wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """A boolean per frame of ``wave[T]`` (as recorded, not normalised): whether it holds speech."""
-    return _speech(frame_rms(wave, sample_rate))
-
-
 def speech_share(windows: torch.Tensor, sample_rate: int) -> torch.Tensor:
     """The share of speech frames in each of ``windows[W, T]`` (as recorded), judged against the
     whole set's noise floor, so a window that is all pause is not measured against itself."""
