@@ -1,0 +1,1 @@
+"""A speech-conditioned diffusion generator (issue 22); its components are registered here."""

@@ -1,0 +1,1 @@
+"""Resemblyzer's pretrained GE2E speaker encoder as an encoder plugin (issue 15)."""
