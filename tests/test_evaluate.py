@@ -11,7 +11,7 @@ from fake_pipelines import ConstantPipeline, EveryNth, PairedFacePipeline, tiny_
 from train_helpers import run_cli
 
 TINY_CLASSIFIER = dict(epochs=1, min_steps=40, batch_size=32)
-CLASSIFIER_METRICS = ["identity_accuracy", "recall_at_k", "frechet_distance", "kid"]
+CLASSIFIER_METRICS = ["identity_accuracy", "recall_at_k", "frechet_distance", "kid", "matching"]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,7 @@ def test_a_generator_returning_the_paired_real_face_scores_like_real_faces(paire
     assert metrics["frechet_distance"] == pytest.approx(0.0, abs=1e-6)
     assert metrics["frechet_distance_real"] > 0.0  # other real faces are not the same faces
     assert metrics["recall_at_1"] >= 0.9
+    assert metrics["matching"] == pytest.approx(metrics["matching_real"]) and metrics["matching"] > 0.8
     assert not result.errors
 
 
@@ -66,6 +67,20 @@ def test_a_generator_of_one_constant_face_scores_chance(splits, cache_dir, paire
     assert metrics["identity_accuracy"] == pytest.approx(chance)
     assert metrics["frechet_distance"] > 10 * max(paired[0].metrics["frechet_distance_real"], 1e-3)
     assert metrics["recall_at_1"] <= 1 / 6 + 1e-6
+    # One face for every speaker says nothing about who speaks: chance, up to the draws' noise.
+    assert abs(metrics["matching"] - 0.5) < 0.1 < metrics["matching_real"] - 0.5
+
+
+def test_speakers_never_heard_in_training_are_matched_not_named(cache_dir):
+    import registry
+
+    common = dict(image_size=32, sample_rate=16000, num_samples=2000, num_identities=8, unseen=3)
+    unseen = (registry.create("dataset", "synthetic", split="train", clips_per_identity=12, **common),
+              registry.create("dataset", "synthetic", split="test", clips_per_identity=4, **common))
+    result = _evaluate(PairedFacePipeline(unseen[1]), unseen, cache_dir)
+    assert "identity_accuracy" not in result.metrics and "never in the training split" in str(result.skipped)
+    assert result.metrics["matching"] == pytest.approx(result.metrics["matching_real"])
+    assert result.metrics["recall_at_1"] == pytest.approx(result.metrics["recall_at_1_real"])
 
 
 def test_faces_are_drawn_once_for_all_metrics(splits, cache_dir):

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from plugins.metrics import feature_stats
-from zoo import DataError, MetricContext, MetricSkipped, hookimpl, load_real_faces
+from zoo import MetricContext, MetricSkipped, hookimpl, load_real_faces
 
 REAL = "_real"  # the reference column's suffix (see zoo.MetricContext)
 FEATURE_SPACE_NOTE = ("measured in the features of the face classifier trained here: not comparable "
@@ -52,8 +52,9 @@ def class_labels(context: MetricContext) -> torch.Tensor:
     index_of = {name: i for i, name in enumerate(classifier.identities)}
     unknown = sorted(set(dataset.identities) - set(index_of))
     if unknown:
-        raise DataError(f"identities {', '.join(unknown[:5])} of the evaluated split are not in the "
-                        f"training split the face classifier learnt from")
+        # Held-out speakers (e.g. ``--arg dataset.unseen=10``): naming them is impossible by design.
+        raise MetricSkipped(f"identities {', '.join(unknown[:5])} of the evaluated split were never in the "
+                            f"training split the face classifier learnt from (see 'matching' for unseen voices)")
     mapping = torch.as_tensor([index_of[name] for name in dataset.identities], dtype=torch.long)
     return mapping[context.labels]
 
@@ -226,9 +227,10 @@ def fid(weights: Optional[str] = None, input_size: int = 299, inception_batch_si
 
 # -- identity retrieval ------------------------------------------------------------------------------------------
 def recall_at_k(ks: Sequence[int] = (1, 2, 5)):
-    """SF2F's retrieval: rank of the true identity among identity means of real embeddings."""
+    """SF2F's retrieval: rank of the true identity among identity means of real embeddings (the
+    evaluated identities' own faces, so it works for speakers never heard in training too)."""
     def metric(context: MetricContext) -> dict:
-        truth = class_labels(context)
+        truth = context.labels
         present = sorted(set(truth.tolist()))
         local = torch.as_tensor([present.index(t) for t in truth.tolist()], dtype=torch.long)
         real = classifier_outputs(context, "real")[0]
@@ -247,6 +249,35 @@ def recall_at_k(ks: Sequence[int] = (1, 2, 5)):
         if not values:
             raise MetricSkipped(f"{len(present)} identities leave no K below their number")
         return values
+
+    return metric
+
+
+def matching(trials: int = 10, resamples: int = 1000):
+    """voice2face's 1:2 matching in the face classifier's feature space, with a bootstrap 95%
+    interval; needs no identity names, so it measures speakers never heard in training."""
+    if trials < 1 or resamples < 1:
+        raise ValueError("trials and resamples must be at least 1")
+
+    def metric(context: MetricContext) -> dict:
+        from plugins.metrics.face_protocols import bootstrap_interval, matching_success
+
+        labels = context.labels.numpy()
+        if len(set(labels.tolist())) < 2:
+            raise MetricSkipped("1:2 matching needs faces of at least two identities")
+        real = classifier_outputs(context, "real")[0].numpy()
+        generated = classifier_outputs(context, "generated")[0].numpy()
+        rng = np.random.default_rng(context.seed)
+        success = matching_success({"generated": generated, "real": real}, real, labels, rng, trials)
+        if not len(success["generated"]):
+            raise MetricSkipped("no face has a distinct real face of its own identity to match against")
+        interval = {column: bootstrap_interval(values, rng, resamples) for column, values in success.items()}
+        context.details.update(interval95=interval, faces=len(success["generated"]))
+        context.note(f"matching (own classifier): {trials} draws per face; bootstrap 95% interval generated "
+                     f"[{interval['generated'][0]:.3f}, {interval['generated'][1]:.3f}], real "
+                     f"[{interval['real'][0]:.3f}, {interval['real'][1]:.3f}]")
+        return {"matching": float(success["generated"].mean()), "matching_real": float(success["real"].mean()),
+                "matching_chance": 0.5}
 
     return metric
 
@@ -273,6 +304,8 @@ def register_metrics(register):
              description="SF2F retrieval in dlib's space: true identity among the K nearest training identity means")
     register("face_matching", dlib_metrics.face_matching, better="higher", model=dlib_descriptor,
              description="voice2face 1:2 matching in dlib's space: nearer its own identity than another (chance 0.5)")
+    register("matching", matching, better="higher", model=trained,
+             description="voice2face 1:2 matching in the face classifier's space (chance 0.5); unseen speakers too")
     register("recall_at_k", recall_at_k, better="higher", model=trained,
              description="SF2F retrieval: true identity among the K nearest identity means (K = 1, 2, 5)")
     register("face_frechet", dlib_metrics.face_frechet, better="lower", model=dlib_descriptor,

@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from zoo import Batch, Objective, ObjectiveContext, TermInputs
+from zoo import Batch, Objective, ObjectiveContext, TermInputs, UsageError
+
+from .augment import augment, parse_policy
 
 
 class GanStep:
@@ -28,7 +30,7 @@ class GanStep:
                  adversarial: nn.Module, terms: list, optimizer_g, optimizer_d,
                  *, autocast_dtype: Optional[torch.dtype] = None,
                  memory_format: torch.memory_format = torch.contiguous_format,
-                 use_wrong: bool = True, classifier_coef: float = 1.0):
+                 use_wrong: bool = True, classifier_coef: float = 1.0, augment_policy: tuple = ()):
         self.model = model  # SpeechToFace, possibly DDP-wrapped or compiled
         self.discriminator = discriminator  # possibly DDP-wrapped: used for its own update
         self.raw_discriminator = raw_discriminator  # the plain module: scored for the generator
@@ -42,6 +44,7 @@ class GanStep:
         # A discriminator with an identity head (voice2face's) also learns to name real faces.
         self.classifies = hasattr(raw_discriminator, "classify")
         self.classifier_coef = classifier_coef
+        self.augment_policy = augment_policy  # DiffAugment on every image the discriminator sees
         # Groups scored one by one on the CPU, with the plain module only (DDP expects one forward).
         on_cpu = next(raw_discriminator.parameters()).device.type == "cpu"
         self.score_separately = on_cpu and discriminator is raw_discriminator
@@ -65,6 +68,7 @@ class GanStep:
         """Score real, fake and mismatched pairs with one set of weights; step the discriminator."""
         wrong_images = batch.wrong if self.use_wrong else None
         groups = [batch.image, fake.detach()] + ([wrong_images] if wrong_images is not None else [])
+        groups = [self.augmented(group) for group in groups]
         condition = embedding.detach().float()
         with self.autocast(device):
             scores, real_features = self.score_groups(groups, condition)
@@ -84,6 +88,12 @@ class GanStep:
             stats["d_wrong"] = wrong.detach().mean()
         stats.update({k: v.detach() for k, v in classified.items()})
         return stats
+
+    def augmented(self, images: torch.Tensor) -> torch.Tensor:
+        """``images`` as the discriminator sees them: through ``--augment``'s transforms."""
+        if not self.augment_policy:
+            return images
+        return augment(images, self.augment_policy).contiguous(memory_format=self.memory_format)
 
     def score_groups(self, groups: list, condition: torch.Tensor) -> tuple:
         """Discriminator scores of each group of images, concatenated in order, and the trunk
@@ -107,9 +117,9 @@ class GanStep:
         critic.requires_grad_(False)  # gradients reach the fakes, not the discriminator
         try:
             with self.autocast(device):
-                fake_scores, fake_features = critic(fake, embedding.float())
+                fake_scores, fake_features = critic(self.augmented(fake), embedding.float())
                 with torch.no_grad():
-                    _, real_features = critic(batch.image, embedding.detach().float())
+                    _, real_features = critic(self.augmented(batch.image), embedding.detach().float())
         finally:
             critic.requires_grad_(True)
         adversarial = self.adversarial.generator_loss(fake_scores.float())
@@ -135,6 +145,14 @@ class GanObjective(Objective):
     """wav2pix's conditional GAN: the generator side (encoder, generator, speaker classifier) and
     the discriminator, each with its own Adam at ``--lr-g`` and ``--lr-d``."""
 
+    @classmethod
+    def check(cls, config) -> None:
+        """Refuse an ``--augment`` policy it does not know, before any work."""
+        try:
+            parse_policy(config.augment)
+        except ValueError as error:
+            raise UsageError(f"--augment: {error}") from None
+
     def __init__(self, context: ObjectiveContext):
         super().__init__(context)
         model, discriminator = context.model, context.discriminator
@@ -154,7 +172,8 @@ class GanObjective(Objective):
         return GanStep(model, discriminator, c.discriminator, self.adversarial, self.terms,
                        optimizer_g or self.optimizers["generator"], self.optimizers["discriminator"],
                        autocast_dtype=c.autocast_dtype, memory_format=c.memory_format,
-                       use_wrong=conditional, classifier_coef=float(c.options.get("classifier_coef", 1.0)))
+                       use_wrong=conditional, classifier_coef=float(c.options.get("classifier_coef", 1.0)),
+                       augment_policy=parse_policy(c.config.augment))
 
     def bind(self, wrap) -> None:
         """Run through the wrapped (DDP or compiled) model and discriminator."""

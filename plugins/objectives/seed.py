@@ -69,6 +69,9 @@ class SeedObjective(Objective):
         if config.amp:
             raise UsageError("--amp: the gan_seed objective is wav2pix's float32 iteration; "
                              "drop --amp, or train with --objective gan")
+        if config.augment not in ("", "none"):
+            raise UsageError(f"--augment {config.augment}: the gan_seed objective is wav2pix's iteration, "
+                             "which saw no augmentation; use --objective gan to augment")
         if config.loss != SEED_LOSS:
             raise UsageError(f"--loss {config.loss}: the gan_seed objective trains with wav2pix's least "
                              f"squares ({SEED_LOSS}); use --objective gan for other losses")

@@ -9,7 +9,9 @@ Each clip varies the syllables, intonation and noise; its face varies position, 
 gaze and blinks, and the mouth opens with the loudness and vowel at the clip's centre.
 
 Everything is a function of ``(seed, identity, split, clip)``: deterministic, and train and test
-clips come from disjoint random streams.
+clips come from disjoint random streams. With ``unseen=K`` the last K identities are held out:
+the test split holds only them and the other splits never see them, so a model is measured on
+voices it never heard (the field's real promise: a plausible face for a new voice).
 """
 
 from __future__ import annotations
@@ -104,27 +106,40 @@ class SyntheticDataset(Dataset):
     name = "synthetic"
 
     def __init__(self, *, split: str, image_size: int, sample_rate: int, num_samples: int,
-                 num_identities: int, clips_per_identity: int, seed: int):
+                 num_identities: int, clips_per_identity: int, seed: int, unseen: int = 0):
         if split not in SPLIT_STREAMS:
             raise ValueError(f"split must be one of {', '.join(SPLIT_STREAMS)}")
         if num_identities < 1 or clips_per_identity < 1 or image_size < 8 or sample_rate < 4000:
             raise ValueError("need num_identities >= 1, clips_per_identity >= 1, image_size >= 8, "
                              "sample_rate >= 4000")
-        self.root, self.split, self.seed = None, split, int(seed)
+        if not 0 <= unseen < num_identities:
+            raise ValueError(f"unseen must leave at least one training identity: 0 <= unseen < "
+                             f"{num_identities}, not {unseen}")
+        self.root, self.split, self.seed, self.unseen = None, split, int(seed), int(unseen)
         self.image_size, self.sample_rate, self.num_samples = int(image_size), int(sample_rate), int(num_samples)
         self.num_identities, self.clips_per_identity = int(num_identities), int(clips_per_identity)
         width = len(str(num_identities - 1))
-        self.identities = [f"speaker_{i:0{width}d}" for i in range(num_identities)]
-        self.labels = [i for i in range(num_identities) for _ in range(clips_per_identity)]
-        self.keys = [f"{self.identities[i]}_{k}" for i in range(num_identities) for k in range(clips_per_identity)]
-        self.traits = [identity_traits(self.seed, i) for i in range(num_identities)]
+        self.members = self._members(num_identities, self.unseen)  # global identity numbers of this split
+        self.identities = [f"speaker_{i:0{width}d}" for i in self.members]
+        count = len(self.members)
+        self.labels = [i for i in range(count) for _ in range(clips_per_identity)]
+        self.keys = [f"{self.identities[i]}_{k}" for i in range(count) for k in range(clips_per_identity)]
+        self.traits = [identity_traits(self.seed, i) for i in self.members]
+
+    def _members(self, num_identities: int, unseen: int) -> list[int]:
+        """Which identities this split holds: all of them, or with ``unseen`` the held-out last
+        ones for test and the others for every other split."""
+        held_out = range(num_identities - unseen, num_identities)
+        if not unseen:
+            return list(range(num_identities))
+        return list(held_out) if self.split == "test" else list(range(num_identities - unseen))
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def _clip_rng(self, index: int) -> np.random.Generator:
         identity, clip = divmod(index, self.clips_per_identity)
-        return np.random.default_rng([self.seed, SPLIT_STREAMS[self.split], identity, clip])
+        return np.random.default_rng([self.seed, SPLIT_STREAMS[self.split], self.members[identity], clip])
 
     def raw_item(self, index: int) -> dict:
         """The item in storage form: float32 wave (peak-normalised) and uint8 face."""
@@ -148,10 +163,11 @@ class SyntheticDataset(Dataset):
 
     def cache_key(self) -> dict:
         """Everything that decides the generated content (no files: the seed is the source)."""
-        return {"dataset": self.name, "version": SYNTH_VERSION, "split": self.split,
-                "image_size": self.image_size, "sample_rate": self.sample_rate,
-                "num_samples": self.num_samples, "num_identities": self.num_identities,
-                "clips_per_identity": self.clips_per_identity, "seed": self.seed}
+        key = {"dataset": self.name, "version": SYNTH_VERSION, "split": self.split,
+               "image_size": self.image_size, "sample_rate": self.sample_rate,
+               "num_samples": self.num_samples, "num_identities": self.num_identities,
+               "clips_per_identity": self.clips_per_identity, "seed": self.seed}
+        return {**key, "unseen": self.unseen} if self.unseen else key  # old entries stay valid
 
     def __repr__(self) -> str:
         return (f"SyntheticDataset(split={self.split!r}, items={len(self)}, "
@@ -160,13 +176,14 @@ class SyntheticDataset(Dataset):
 
 def synthetic(root: str | None = None, split: str = "train", image_size: int = 64,
               sample_rate: int = 16000, num_samples: int = 16000, num_identities: int = 10,
-              clips_per_identity: int | None = None, seed: int = 0) -> SyntheticDataset:
-    """Procedural voices and faces; ``root`` is ignored. Test gets a sixth of train's clips."""
+              clips_per_identity: int | None = None, seed: int = 0, unseen: int = 0) -> SyntheticDataset:
+    """Procedural voices and faces; ``root`` is ignored. Test gets a sixth of train's clips.
+    ``unseen``: hold the last ``unseen`` identities out of training; the test split is them."""
     if clips_per_identity is None:
         clips_per_identity = 300 if split == "train" else 50
     return SyntheticDataset(split=split, image_size=image_size, sample_rate=sample_rate,
                             num_samples=num_samples, num_identities=num_identities,
-                            clips_per_identity=clips_per_identity, seed=seed)
+                            clips_per_identity=clips_per_identity, seed=seed, unseen=unseen)
 
 
 def render_sample_grid(path: str, *, num_identities: int = 10, clips: int = 6, image_size: int = 64,

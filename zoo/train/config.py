@@ -68,6 +68,8 @@ class TrainConfig:
     softmax_coef: float = 20.0  # weight of the speaker classifier's cross-entropy (seed)
     term_coefs: dict = field(default_factory=dict)  # weights of other terms, by term name
     seed: int = 0
+    augment: str = ""  # DiffAugment transforms of every image the discriminator sees: color,translation,cutout
+    ema: float = 0.0  # decay of the weights' moving average used for samples and checkpoints; 0 = off
     # output
     runs_dir: str = "runs"
     save_path: Optional[str] = None  # run folder name; auto-numbered when empty
@@ -258,6 +260,8 @@ def _check_positive(config: TrainConfig) -> None:
         raise UsageError(f"--max-steps must be positive, not {config.max_steps}")
     if config.max_minutes is not None and config.max_minutes <= 0:
         raise UsageError(f"--max-minutes must be positive, not {config.max_minutes}")
+    if not 0.0 <= config.ema < 1.0:
+        raise UsageError(f"--ema is a decay in [0, 1) (0: off), not {config.ema}")
     if config.z_dim < 0 or config.num_workers < 0:
         raise UsageError("--z-dim and --num-workers cannot be negative")
 

@@ -24,6 +24,7 @@ from zoo.model.speech_to_face import SpeechToFace
 from zoo.train.batches import TrainingData
 from zoo.train.callbacks import TrainingCallbacks
 from zoo.train.config import TrainConfig
+from zoo.train.ema import WeightAverage
 from zoo.train.meters import LossMeter, check_finite
 from zoo.train.parts import build_objective, build_parts, describe_run
 from zoo.train.randomness import seed_everything
@@ -59,6 +60,7 @@ class Trainer:
         self.last_checkpoint: Optional[Path] = None
         self.objective = None
         self.restored: Optional[dict] = None
+        self.average: Optional[WeightAverage] = None
 
     # -- set-up ------------------------------------------------------------------------------
     def setup(self) -> "Trainer":
@@ -78,6 +80,7 @@ class Trainer:
             self.restored = self._restore(Path(config.resume))
         else:
             self._load_pretrained()
+            self.average = WeightAverage(self.model, config.ema) if config.ema > 0 else None
         self.writer = self._tensorboard()
         return self
 
@@ -85,6 +88,12 @@ class Trainer:
     def model(self) -> SpeechToFace:
         """Encoder, generator and classifier, unwrapped (what checkpoints hold)."""
         return self.parts.model
+
+    @property
+    def sampler(self) -> SpeechToFace:
+        """What draws the sample sheets and fills the checkpoints: the weights' moving average
+        under ``--ema``, else the trained weights themselves."""
+        return self.model if self.average is None else self.average.model
 
     @property
     def discriminator(self) -> torch.nn.Module:
@@ -137,10 +146,21 @@ class Trainer:
         checkpoints.load_weights(self.model, folder / checkpoints.MODEL_FILE)
         checkpoints.load_weights(self.discriminator, folder / checkpoints.DISCRIMINATOR_FILE)
         state = checkpoints.load_training_state(folder)
+        self._restore_average(state)
         self.position = restore_state(state, self.procs)
         self.callbacks.message(f"resumed {run_dir} at stage {self.stages[self.position.stage].name}, "
                                f"epoch {self.position.epoch}, step {self.position.step}")
         return state
+
+    def _restore_average(self, state: dict) -> None:
+        """Under ``--ema`` the checkpoint's model file holds the average and the training state
+        the trained weights: put each back where it belongs."""
+        if self.config.ema <= 0:
+            return
+        self.average = WeightAverage(self.model, self.config.ema)  # the model holds the file's average
+        if "trained_model" in state:
+            self.model.load_state_dict(state["trained_model"])
+            self.average.load_state_dict(state["average"])
 
     def _tensorboard(self):
         if self.run_dir is None:
@@ -222,6 +242,8 @@ class Trainer:
         tick = started
         for batch in self.data.epoch(position.epoch, position.batch_in_epoch):
             stats = self.objective.step(batch)
+            if self.average is not None:
+                self.average.update(self.model)
             meter.add(stats, batch.wave.shape[0] * self.procs.world_size)
             now = time.perf_counter()
             position.advance(now - tick)
@@ -275,18 +297,20 @@ class Trainer:
         from zoo.train.samples import write_sample_grid
 
         path = self.run_dir / "samples" / f"{name}.png"
-        grid = write_sample_grid(self.model, self.data.samples, path, self.device)
+        grid = write_sample_grid(self.sampler, self.data.samples, path, self.device)
         if self.writer is not None:
             self.writer.add_image("samples", grid, self.position.step, dataformats="HWC")
 
     def _save(self, keep: bool) -> None:
         """Every rank hands over its random state; rank 0 writes; the others wait for it."""
         state = saved_state(self.position, self.objective, self.procs)
+        if self.average is not None:
+            state.update(trained_model=self.model.state_dict(), average=self.average.state_dict())
         self.saved_step = self.position.step
         if self.procs.is_main:
             name = f"epoch_{self.position.epochs_done:04d}" if keep else f"step_{self.position.step:08d}"
             self.last_checkpoint = checkpoints.save_checkpoint(
-                self.run_dir / "checkpoints", name, model=self.model, discriminator=self.discriminator,
+                self.run_dir / "checkpoints", name, model=self.sampler, discriminator=self.discriminator,
                 description=self.description, state=state, keep=keep)
             self.callbacks.message(f"checkpoint {self.last_checkpoint}")
         if self.procs.distributed:
