@@ -19,7 +19,7 @@ def wav2pix() -> Preset:
                  "terms": ("l1", "feature_matching", "identity"), "objective": "gan", "z_dim": 0,
                  "embed_dim": 128, "lr_d": 4e-4, "lr_g": 1e-4, "beta1": 0.5, "beta2": 0.999,
                  "l1_coef": 50.0, "l2_coef": 100.0, "softmax_coef": 20.0, "batch_size": 64, "epochs": 200,
-                 "sample_rate": 16000, "clip_seconds": 1.0},
+                 "sample_rate": 16000, "clip_seconds": 1.0, "amp": False, "ema": 0.0, "augment": ""},
         reference="Duarte et al., Wav2Pix, ICASSP 2019; github.com/imatge-upc/wav2pix")
 
 
@@ -30,7 +30,7 @@ def voice2face() -> Preset:
     return Preset(
         options={"encoder": "voice2face", "generator": "voice2face", "discriminator": "voice2face",
                  "loss": "bce", "terms": ("face_identity",), "objective": "gan", "z_dim": 0, "embed_dim": 64,
-                 "lr_d": 2e-4, "lr_g": 2e-4, "beta1": 0.5, "beta2": 0.999},
+                 "lr_d": 2e-4, "lr_g": 2e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.0, "augment": ""},
         stages=(Stage("pretrain_encoder", "speaker_classifier", share=0.25, options={"lr_g": 1e-3}),
                 Stage("gan", "gan", share=0.75, options={"freeze_encoder": True})),
         reference="Wen, Singh and Raj, NeurIPS 2019; github.com/cmu-mlsp/reconstructing_faces_from_voices")

@@ -83,3 +83,15 @@ def test_unseen_speakers_are_held_out_of_training():
     assert torch.equal(everyone[6]["wave"], test[0]["wave"])  # the same speaker, the same clips
     with pytest.raises(ValueError, match="unseen"):
         synthetic(num_identities=3, unseen=3)
+
+
+def test_bf16_is_the_default_where_native_and_a_reference_iteration_trains_without_the_levers():
+    from zoo.hardware import native_bf16
+    from zoo.train.config import resolve
+
+    config, sources = resolve({"device": "cpu"})
+    assert config.amp == native_bf16(torch.device("cpu")) and sources["amp"].startswith("default")
+    seed = resolve({"device": "cpu", "objective": "gan_seed"})[0]
+    assert (seed.amp, seed.augment, seed.ema) == (False, "", 0.0)
+    assert resolve({"device": "cpu", "preset": "wav2pix"})[0].amp is False  # wav2pix stays float32
+    assert resolve({"device": "cpu", "amp": False})[0].amp is False

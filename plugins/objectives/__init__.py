@@ -21,7 +21,7 @@ def register_objectives(register):
     """Register the built-in objectives."""
     register("gan", GanObjective, trains=("encoder", "generator", "classifier", "discriminator"),
              description="wav2pix's conditional GAN step: D on real, fake and mismatched pairs, G terms")
-    register("gan_seed", SeedObjective, trains=("encoder", "generator", "classifier", "discriminator"),
+    register("gan_seed", SeedObjective, trains=("encoder", "generator", "classifier", "discriminator"), reference=True,
              description="wav2pix's own iteration: G run twice, five D forwards, float32, plain Adam (train --step seed)")
     register("speaker_classifier", SpeakerClassifierObjective, trains=("encoder", "classifier"),
              description="the speech encoder and its speaker classifier by cross entropy (a pretraining stage)")

@@ -32,7 +32,7 @@ def options(image_size: int) -> dict:
             "term_coefs": {"perceptual": 100.0, "face_identity": AC_WEIGHT},
             "objective_args": {"classifier_coef": AC_WEIGHT}, "objective": "gan", "fuser": "sf2f_attention", "z_dim": 0,
             "embed_dim": 512, "image_size": image_size, "lr_d": 5e-4, "lr_g": 5e-4, "beta1": 0.9,
-            "beta2": 0.999, "batch_size": 16}
+            "beta2": 0.999, "batch_size": 16, "ema": 0.0, "augment": ""}
 
 
 def sf2f() -> Preset:

@@ -198,6 +198,6 @@ def render_sample_grid(path: str, *, num_identities: int = 10, clips: int = 6, i
 @hookimpl
 def register_datasets(register):
     """Register ``synthetic``, the built-in default that needs no data on disk."""
-    register("synthetic", synthetic, needs_root=False, suggested={"epochs": 10},
+    register("synthetic", synthetic, needs_root=False, suggested={"epochs": 5},
              description="procedural source-filter voices and cartoon faces with voice-linked traits; no data needed")
 

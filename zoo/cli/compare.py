@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from zoo.cli.options import complete_names, component_args, flag, split_names
+from zoo.cli.options import complete_names, component_args, split_names
 from zoo.cli.output import console
 from zoo.errors import UsageError
 
@@ -30,7 +30,7 @@ def command(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N.", rich_help_panel=TRAINING),
     devices: Optional[str] = typer.Option(None, help="Several devices, e.g. cuda:0,cuda:1: models train side by side.", rich_help_panel=TRAINING),
     nproc_per_model: int = typer.Option(1, help="torchrun processes per model.", rich_help_panel=TRAINING),
-    amp: bool = typer.Option(False, "--amp", help="bf16 autocast for every model.", rich_help_panel=TRAINING),
+    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="bf16 autocast for every model \\[default: each model's own: on where bf16 is native].", rich_help_panel=TRAINING),
     arg: Optional[List[str]] = typer.Option(None, help="Dataset argument dataset.KEY=VALUE for every model.", rich_help_panel=TRAINING),
     eval_every: int = typer.Option(5, help="Keep a checkpoint every N epochs and trace quality at each."),
     metrics: Optional[str] = typer.Option(None, help="Final metrics, comma list \\[default: every registered one].", autocompletion=complete_names("metric")),
@@ -47,7 +47,7 @@ def command(
     common = ["--dataset", dataset, "--size", str(image_size), "--seed", str(seed)]
     common += ["--data", data] if data else []
     common += ["--batch-size", str(batch_size)] if batch_size else []
-    common += ["--amp"] if flag(amp) else []
+    common += [] if amp is None else ["--amp" if amp else "--no-amp"]
     common += [item for key, value in dataset_args.items() for item in ("--arg", f"dataset.{key}={value}")]
     options = CompareOptions(names=list(entries), out=out, budget=budget_from(epochs, steps, minutes), dataset=dataset,
                              data=data, common=common, seed=seed, device=device,

@@ -71,7 +71,7 @@ def command(
     inference: bool = typer.Option(False, "--inference", help="Afterwards, draw a face for every test clip.", rich_help_panel=OUTPUT),
     quiet: bool = typer.Option(False, "--quiet", help="Log lines instead of a live progress bar.", rich_help_panel=OUTPUT),
     device: Optional[str] = typer.Option(None, help=_help("auto, cpu, cuda or cuda:N", "device"), rich_help_panel=HARDWARE),
-    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CUDA, or a CPU with native bf16).", rich_help_panel=HARDWARE),
+    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="bf16 autocast \\[default: on where bf16 is native: CUDA, or a CPU with avx512_bf16 or AMX].", rich_help_panel=HARDWARE),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the models.", rich_help_panel=HARDWARE),
 ) -> None:
     """Train a speech-to-face GAN (on the embedded synthetic data unless told otherwise)."""
@@ -89,7 +89,7 @@ def command(
         "seed": seed, "augment": augment, "ema": ema, "save_path": save_path, "vis_screen": vis_screen, "runs_dir": runs_dir,
         "pre_trained_gen": pre_trained_gen, "pre_trained_disc": pre_trained_disc, "resume": resume,
         "checkpoint_every": checkpoint_every, "log_every": log_every, "inference": flag(inference),
-        "quiet": flag(quiet), "device": device, "amp": flag(amp), "compile": flag(compile),
+        "quiet": flag(quiet), "device": device, "amp": amp, "compile": flag(compile),
         **component_args(arg),
     }
     raise typer.Exit(run(options))

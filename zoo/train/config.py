@@ -60,7 +60,7 @@ class TrainConfig:
     max_minutes: Optional[float] = None  # stop after this much training time (a compare budget)
     batch_size: int = 64
     lr_d: float = 4e-4  # discriminator learning rate (seed)
-    lr_g: float = 1e-4  # generator learning rate (seed)
+    lr_g: float = 4e-4  # generator learning rate (seed: 1e-4; 4x learns faster with the average below)
     beta1: float = 0.5  # Adam betas (seed)
     beta2: float = 0.999
     l1_coef: float = 50.0  # weight of the L1 distance to the paired face (seed)
@@ -68,8 +68,8 @@ class TrainConfig:
     softmax_coef: float = 20.0  # weight of the speaker classifier's cross-entropy (seed)
     term_coefs: dict = field(default_factory=dict)  # weights of other terms, by term name
     seed: int = 0
-    augment: str = ""  # DiffAugment transforms of every image the discriminator sees: color,translation,cutout
-    ema: float = 0.0  # decay of the weights' moving average used for samples and checkpoints; 0 = off
+    augment: str = "color,translation"  # DiffAugment of every image the discriminator sees ("": none)
+    ema: float = 0.999  # decay of the weights' moving average used for samples and checkpoints; 0 = off
     # output
     runs_dir: str = "runs"
     save_path: Optional[str] = None  # run folder name; auto-numbered when empty
@@ -85,7 +85,7 @@ class TrainConfig:
     quiet: bool = False  # plain log lines instead of a live progress bar
     # hardware
     device: str = "auto"  # auto, cpu, cuda or cuda:N
-    amp: bool = False  # bf16 autocast (CUDA, or CPUs with native bf16; refused where emulated)
+    amp: Optional[bool] = None  # bf16 autocast; None = on where bf16 is native (CUDA, avx512_bf16/AMX CPUs)
     compile: bool = False  # torch.compile the models
     preset: Optional[str] = None
 
@@ -135,11 +135,38 @@ def resolve(user: dict) -> tuple[TrainConfig, dict]:
     if preset is not None:
         _apply(values, sources, preset_options(preset), f"preset {preset}")
     _apply(values, sources, given, "option")
+    _default_levers(values, sources)
     values["terms"] = tuple(values["terms"])
     values["stages"] = tuple(values["stages"])
     config = TrainConfig(**values)
     validate(config)
     return config, sources
+
+
+# The levers of our default model: a reference iteration (an objective registered with
+# ``reference=True``, wav2pix's own) trains without them unless the user asks.
+LEVERS_OFF = {"amp": False, "augment": "", "ema": 0.0}
+
+
+def _default_levers(values: dict, sources: dict) -> None:
+    """Resolve ``amp``'s automatic default, and turn the levers' defaults off for a reference
+    iteration. bf16 autocast is on where it is native on the run's device (1.5x faster on this
+    project's CPUs)."""
+    from zoo.hardware import native_bf16, resolve_device
+
+    objectives = {values["objective"]} | {stage["objective"] for stage in values["stages"]}
+    reference = [n for n in sorted(objectives) if registry.get("objective", n).meta.get("reference")]
+    if reference:
+        for key, value in LEVERS_OFF.items():
+            if values[key] is None or sources[key] == "default":
+                values[key], sources[key] = value, f"default (the {reference[0]} objective is a reference's own iteration)"
+        return
+    if values["amp"] is None:
+        try:
+            native = native_bf16(resolve_device(values["device"]))
+        except UsageError:  # an unusable --device is reported by validate() with its own message
+            native = False
+        values["amp"], sources["amp"] = native, "default (bf16 is native here)" if native else "default (no native bf16 here)"
 
 
 def preset_options(name: str) -> dict:
