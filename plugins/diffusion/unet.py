@@ -49,8 +49,6 @@ class AdaptiveGroupNorm(nn.Module):
         super().__init__()
         self.norm = nn.GroupNorm(groups_for(channels), channels, affine=False)
         self.film = nn.Linear(cond_dim, 2 * channels)
-        nn.init.zeros_(self.film.weight)  # starts as plain GroupNorm
-        nn.init.zeros_(self.film.bias)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         scale, shift = self.film(cond)[:, :, None, None].chunk(2, dim=1)
@@ -65,9 +63,9 @@ class ResBlock(nn.Module):
         self.norm1 = nn.GroupNorm(groups_for(in_channels), in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         self.norm2 = AdaptiveGroupNorm(out_channels, cond_dim)
+        # Not zero-initialised (as ADM does): a fresh model must already depend on its condition,
+        # which the generator contract checks; GroupNorm keeps the start stable anyway.
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
-        nn.init.zeros_(self.conv2.weight)  # each block starts as the identity: a stable start
-        nn.init.zeros_(self.conv2.bias)
         self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -120,8 +118,6 @@ class UNet(nn.Module):
             previous = c
         self.head_norm = nn.GroupNorm(groups_for(previous), previous)
         self.head = nn.Conv2d(previous, 3, 3, padding=1)
-        nn.init.zeros_(self.head.weight)  # predicts zero velocity at first
-        nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         h = self.stem(x)
