@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import registry
 from datatrees import tone, write_audio
 from main import app
-from train_helpers import run_cli, run_trainer, weights
+from train_helpers import assert_same_weights, run_cli, run_trainer, weights
 from zoo import UsageError
 from zoo.media.audio import load_audio
 from zoo.media.images import decode_image
@@ -147,3 +147,15 @@ def test_steps_on_a_generator_that_does_not_sample_is_one_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "'dcgan_bn' draws in one pass" in result.stderr
     assert not (tmp_path / "o" / "hello.png").exists()
+
+
+@pytest.mark.slow  # three runs: about 10 s; the resume machinery itself is tested on every step kind
+def test_resume_mid_run_is_exact(tmp_path):
+    """The objective's noise, times and dropped conditions come from the run's random state, so a
+    resumed run draws what an unbroken one did."""
+    options = {"preset": "diffusion", "save_path": "run", "generator_args": dict(TINY), "batch_size": 4}
+    straight = run_trainer(tmp_path / "straight", max_steps=4, **options)
+    first = run_trainer(tmp_path / "split", max_steps=2, **options)
+    resumed = run_trainer(tmp_path / "split", resume=str(first.run_dir), max_steps=4)
+    assert resumed.step == 4
+    assert_same_weights(straight.last_checkpoint, resumed.last_checkpoint)
