@@ -92,9 +92,34 @@ def declared(kind: str, name: str, capability: str) -> bool:
     return bool(registry.get(kind, name).meta.get(capability, True))
 
 
+def is_sampler(name: str) -> bool:
+    """A generator registered ``sampler=True`` (diffusion) draws its own starting noise from the
+    default generator on every call and integrates ``steps`` network evaluations."""
+    return bool(registry.get("generator", name).meta.get("sampler", False))
+
+
+SAMPLER_STEPS = 1  # a sampler's steps in these tests: the contract, not the quality, is checked
+
+
+def make_generator(name: str, seed: int = 0, **kwargs):
+    """The generator built under a fixed seed; a sampler runs ``SAMPLER_STEPS`` steps."""
+    generator = build("generator", name, seed, **kwargs)
+    if is_sampler(name):
+        generator.steps = SAMPLER_STEPS
+    return generator
+
+
+def draw(generator, name: str, embedding, z=None, seed: int = 0):
+    """The generator's faces; a sampler's noise is seeded first, so that eval mode means the same
+    faces for the same inputs (its seed is its noise)."""
+    if is_sampler(name):
+        torch.manual_seed(seed)
+    return generator(embedding, z)
+
+
 @pytest.mark.parametrize("name,size", sized("generator"))
 def test_generator_shape_range_and_gradients(name, size):
-    generator = build("generator", name, image_size=size, embed_dim=EMBED)
+    generator = make_generator(name, image_size=size, embed_dim=EMBED)
     assert (generator.image_size, generator.embed_dim) == (size, EMBED)
     assert isinstance(generator.z_dim, int) and generator.z_dim >= 0
     embedding = torch.randn(BATCH, EMBED, requires_grad=True)
@@ -113,8 +138,8 @@ def test_generator_shape_range_and_gradients(name, size):
 
 @pytest.mark.parametrize("name", registered("generator"))
 def test_generator_same_seed_same_output_and_eval_is_deterministic(name):
-    first = build("generator", name, seed=5, embed_dim=EMBED)
-    second = build("generator", name, seed=5, embed_dim=EMBED)
+    first = make_generator(name, seed=5, embed_dim=EMBED)
+    second = make_generator(name, seed=5, embed_dim=EMBED)
     embedding = torch.randn(BATCH, EMBED)
     torch.manual_seed(11)
     a = first(embedding)  # training mode: dropout and noise draws follow the seed
@@ -123,9 +148,24 @@ def test_generator_same_seed_same_output_and_eval_is_deterministic(name):
     first.eval()
     z = noise_for(first)
     with torch.no_grad():
-        assert torch.equal(first(embedding, z), first(embedding, z))
+        assert torch.equal(draw(first, name, embedding, z), draw(first, name, embedding, z))
         # the condition matters: another embedding gives other faces
-        assert not torch.equal(first(embedding, z), first(embedding.flip(0), z))
+        assert not torch.equal(draw(first, name, embedding, z), draw(first, name, embedding.flip(0), z))
+
+
+@pytest.mark.parametrize("name", [n for n in registered("generator") if is_sampler(n)])
+def test_sampler_noise_follows_the_seed_and_its_settings_matter(name):
+    generator = make_generator(name, embed_dim=EMBED).eval()
+    embedding = torch.randn(1, EMBED).repeat(BATCH, 1)  # one voice, BATCH faces
+    with torch.no_grad():
+        first = draw(generator, name, embedding, seed=1)
+        assert torch.equal(first, draw(generator, name, embedding, seed=1))  # same seed, same faces
+        assert not torch.equal(first, draw(generator, name, embedding, seed=2))
+        assert not torch.equal(first[0], first[1])  # each face of a batch has its own noise
+        generator.steps = SAMPLER_STEPS + 1  # the steps and the guidance change at sampling time
+        assert not torch.equal(first, draw(generator, name, embedding, seed=1))
+        generator.steps, generator.guidance = SAMPLER_STEPS, generator.guidance + 1.0
+        assert not torch.equal(first, draw(generator, name, embedding, seed=1))
 
 
 @pytest.mark.parametrize("name", [n for n in registered("generator") if declared("generator", n, "noise")])

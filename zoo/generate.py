@@ -82,10 +82,10 @@ class Drawer:
     """Turns audio files into face images with one pipeline and one set of options."""
 
     def __init__(self, pipeline: FacePipeline, options: GenerateOptions):
-        if options.num > 1 and pipeline.z_dim == 0 and not options.stochastic:
-            raise UsageError("--num N needs a generator with noise (z_dim > 0) or --stochastic "
-                             "(dropout kept on) for a noise-free one like wav2pix's")
-        if options.num > 1 and pipeline.z_dim == 0 and not pipeline.has_dropout:
+        if options.num > 1 and not pipeline.has_noise and not options.stochastic:
+            raise UsageError("--num N needs a generator with noise (z_dim > 0, or a diffusion sampler) or "
+                             "--stochastic (dropout kept on) for a noise-free one like wav2pix's")
+        if options.num > 1 and not pipeline.has_noise and not pipeline.has_dropout:
             raise UsageError("--num N: this generator has neither noise nor dropout, so every draw "
                              "is the same face; train with --z-dim or with a dropout generator")
         if options.num < 1:
@@ -191,13 +191,16 @@ def report(results: list[FileResult], started: float) -> dict:
 
 def generate_split(checkpoint, *, dataset: str, root: Optional[str], split: str, out: Path,
                    device: str = "auto", dataset_args: Optional[dict] = None, runs_dir: str = "runs",
-                   batch_size: int = 64, max_identities: int = 10, progress: Progress = SILENT) -> dict:
+                   batch_size: int = 64, max_identities: int = 10, progress: Progress = SILENT,
+                   sampling: Optional[dict] = None) -> dict:
     """One face per clip of a dataset split, ``<identity>_<k>.png``, plus a real-beside-generated
-    grid, as the seed's ``--inference`` wrote them."""
+    grid, as the seed's ``--inference`` wrote them. ``sampling``: a sampler's ``steps`` and
+    ``guidance`` (``FacePipeline.set_sampling``)."""
     import registry
     from zoo.train.runs import dataset_defaults
 
     pipeline = FacePipeline.from_checkpoint(checkpoint, device, runs_dir)
+    pipeline.set_sampling(**(sampling or {}))
     # the arguments of the data the run trained on, unless told otherwise
     _, _, dataset_args = dataset_defaults(pipeline.source, dataset, root, dataset_args)
     data = registry.create("dataset", dataset, root=root, split=split, image_size=pipeline.image_size,

@@ -16,6 +16,7 @@ from zoo.cli.output import console
 from zoo.errors import UsageError
 
 SPLIT = "Dataset split"
+SAMPLER = "Diffusion sampling"
 
 
 def command(
@@ -28,6 +29,8 @@ def command(
     stochastic: bool = typer.Option(False, "--stochastic", help="Keep dropout on to draw varied faces."),
     interpolate: Optional[int] = typer.Option(None, help="With two clips: a strip of K faces from one voice to the other."),
     seed: int = typer.Option(0, help="Random seed: the same seed draws the same faces."),
+    steps: Optional[int] = typer.Option(None, help="A diffusion generator's sampling steps \\[default: the model's].", rich_help_panel=SAMPLER),
+    guidance: Optional[float] = typer.Option(None, help="A diffusion generator's classifier-free guidance scale (1: none) \\[default: the model's].", rich_help_panel=SAMPLER),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: outputs, windows, seconds, failures."),
     data: Optional[str] = typer.Option(None, help="Draw a dataset split instead of files: its root.", rich_help_panel=SPLIT),
@@ -39,17 +42,18 @@ def command(
     """Draw faces from speech files, or from a dataset split, with a trained checkpoint."""
     from zoo.generate import GenerateOptions
 
+    sampling = {"steps": steps, "guidance": guidance}
     if data is not None or dataset is not None:
         if inputs:
             raise UsageError("give audio files or --data/--dataset, not both")
         dataset_args = component_args(arg).get("dataset_args")
         raise typer.Exit(run_split(checkpoint, dataset or "youtubers", data, split, out, device, as_json,
-                                   runs_dir, dataset_args))
+                                   runs_dir, dataset_args, sampling))
     if not inputs:
         raise UsageError("give one or more audio files or folders (or --data ROOT --dataset NAME)")
     options = GenerateOptions(window_seconds, hop_seconds, num, seed, stochastic)
     raise typer.Exit(run_files([str(i) for i in inputs], checkpoint, out, options, device, as_json,
-                               interpolate, runs_dir))
+                               interpolate, runs_dir, sampling))
 
 
 def file_line(result) -> str:
@@ -66,7 +70,7 @@ def file_line(result) -> str:
 
 
 def run_files(inputs: list, checkpoint: Optional[str], out: Path, options, device: str, as_json: bool,
-              interpolate_steps: Optional[int], runs_dir: str) -> int:
+              interpolate_steps: Optional[int], runs_dir: str, sampling: Optional[dict] = None) -> int:
     """Draw faces for files and folders; exit code 1 when any file failed."""
     from zoo.cli.progress import ConsoleProgress
     from zoo.generate import generate_files, interpolate, report
@@ -74,6 +78,7 @@ def run_files(inputs: list, checkpoint: Optional[str], out: Path, options, devic
 
     started = time.perf_counter()
     pipeline = FacePipeline.from_checkpoint(checkpoint, device, runs_dir)
+    pipeline.set_sampling(**(sampling or {}))
     if interpolate_steps is not None:
         if len(inputs) != 2:
             raise UsageError("--interpolate takes exactly two clips")
@@ -98,13 +103,15 @@ def run_files(inputs: list, checkpoint: Optional[str], out: Path, options, devic
 
 
 def run_split(checkpoint: Optional[str], dataset: str, data: Optional[str], split: str, out: Path,
-              device: str, as_json: bool, runs_dir: str, dataset_args: Optional[dict] = None) -> int:
+              device: str, as_json: bool, runs_dir: str, dataset_args: Optional[dict] = None,
+              sampling: Optional[dict] = None) -> int:
     """Draw every clip of a dataset split as ``<identity>_<k>.png``."""
     from zoo.cli.progress import ConsoleProgress
     from zoo.generate import generate_split
 
     result = generate_split(checkpoint, dataset=dataset, root=data, split=split, out=out, device=device,
-                            runs_dir=runs_dir, dataset_args=dataset_args, progress=ConsoleProgress(silent=as_json))
+                            runs_dir=runs_dir, dataset_args=dataset_args, progress=ConsoleProgress(silent=as_json),
+                            sampling=sampling)
     if as_json:
         print(json.dumps(result, indent=2))
     else:

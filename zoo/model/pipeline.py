@@ -13,6 +13,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from zoo.errors import UsageError
 from zoo.model import checkpoints
 from zoo.hardware import resolve_device
 from zoo.model.speech_to_face import SpeechToFace, build_speech_to_face
@@ -62,6 +63,36 @@ class FacePipeline:
     @property
     def z_dim(self) -> int:
         return int(getattr(self.model.generator, "z_dim", 0))
+
+    @property
+    def is_sampler(self) -> bool:
+        """Whether the generator samples by integrating ``steps`` with a ``guidance`` scale
+        (diffusion): it then draws its own noise, one per face, from the seed."""
+        generator = self.model.generator
+        return hasattr(generator, "steps") and hasattr(generator, "guidance")
+
+    @property
+    def has_noise(self) -> bool:
+        """Whether each face of a batch gets noise of its own (``z_dim > 0``, or a sampler)."""
+        return self.z_dim > 0 or self.is_sampler
+
+    def set_sampling(self, steps: Optional[int] = None, guidance: Optional[float] = None) -> None:
+        """Set a sampler's number of steps and guidance scale (each only when given); a
+        ``UsageError`` for a generator that does not sample, or for values out of range."""
+        if steps is None and guidance is None:
+            return
+        if not self.is_sampler:
+            name = self.description["components"]["generator"]["name"]
+            raise UsageError(f"--steps and --guidance set a sampler's steps and guidance scale (a diffusion "
+                             f"generator); this checkpoint's generator '{name}' draws in one pass")
+        if steps is not None:
+            if steps < 1:
+                raise UsageError(f"--steps must be at least 1, not {steps}")
+            self.model.generator.steps = int(steps)
+        if guidance is not None:
+            if not 0 <= guidance < float("inf"):
+                raise UsageError(f"--guidance must be a finite number >= 0, not {guidance}")
+            self.model.generator.guidance = float(guidance)
 
     # -- drawing ---------------------------------------------------------------------------------
     @torch.inference_mode()
