@@ -28,6 +28,8 @@ def command(
     stochastic: bool = typer.Option(False, "--stochastic", help="Keep dropout on to draw varied faces."),
     interpolate: Optional[int] = typer.Option(None, help="With two clips: a strip of K faces from one voice to the other."),
     seed: int = typer.Option(0, help="Random seed: the same seed draws the same faces."),
+    vad: str = typer.Option("energy", help="Voice-activity detector that drops a long clip's silent windows: energy, "
+                            "or webrtc (better under noise; pip install webrtcvad-wheels)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: outputs, windows, seconds, failures."),
     data: Optional[str] = typer.Option(None, help="Draw a dataset split instead of files: its root.", rich_help_panel=SPLIT),
@@ -47,7 +49,7 @@ def command(
                                    runs_dir, dataset_args))
     if not inputs:
         raise UsageError("give one or more audio files or folders (or --data ROOT --dataset NAME)")
-    options = GenerateOptions(window_seconds, hop_seconds, num, seed, stochastic)
+    options = GenerateOptions(window_seconds, hop_seconds, num, seed, stochastic, vad=vad)
     raise typer.Exit(run_files([str(i) for i in inputs], checkpoint, out, options, device, as_json,
                                interpolate, runs_dir))
 
