@@ -36,6 +36,16 @@ def voice2face() -> Preset:
         reference="Wen, Singh and Raj, NeurIPS 2019; github.com/cmu-mlsp/reconstructing_faces_from_voices")
 
 
+def voice2face_ge2e() -> Preset:
+    """voice2face with Resemblyzer's pretrained GE2E speaker encoder (frozen, 256-d) in place of the
+    self-trained one: nothing to pretrain, so one GAN stage; the generator takes 256-d embeddings."""
+    options = dict(voice2face().options)
+    options.update({"encoder": "ge2e", "embed_dim": 256, "freeze_encoder": True})
+    return Preset(options=options,
+                  reference="Wen, Singh and Raj, NeurIPS 2019, with the GE2E encoder of Wan et al., ICASSP 2018 "
+                            "(Resemblyzer 0.1.4's pretrained.pt)")
+
+
 def retrieval() -> Preset:
     """The non-adversarial reference: name the speaker, show their mean real training face."""
     return Preset(options={"generator": "retrieval", "objective": "retrieval", "terms": (), "lr_g": 1e-3},
@@ -61,6 +71,8 @@ def register_presets(register):
     register("wav2pix", wav2pix, description="wav2pix exactly: segan + spectral-normed dcgan + dcgan, lsgan, the seed's values")
     register("voice2face", voice2face,
              description="voice2face: pretrained frozen log-mel encoder, unconditional D with an identity head, BCE")
+    register("voice2face_ge2e", voice2face_ge2e,
+             description="voice2face with Resemblyzer's pretrained GE2E encoder, frozen, 256-d (no pretraining stage)")
     register("retrieval", retrieval,
              description="baseline: the speech encoder names the speaker; the face is that identity's mean real face")
     register("wav2pix_exact", wav2pix_exact,

@@ -27,6 +27,25 @@ def registered(kind: str) -> list[str]:
     return [c.name for c in registry.components(kind)]
 
 
+def unavailable(kind: str, name: str) -> str | None:
+    """Why a registered component cannot be built here (its ``unavailable`` meta: pretrained
+    weights from a package that is not installed), or None. A preset is unavailable when a
+    component it names is."""
+    import registry
+
+    if kind != "preset":
+        return registry.get(kind, name).meta.get("unavailable")
+    options = registry.create("preset", name).options
+    reasons = [unavailable(k, options[k]) for k in ("encoder", "generator", "discriminator") if k in options]
+    return next((r for r in reasons if r), None)
+
+
+def usable(kind: str) -> list:
+    """``registered(kind)`` as test parameters, each unavailable one skipped with its reason."""
+    return [pytest.param(n, marks=pytest.mark.skip(reason=f"{kind} {n}: {unavailable(kind, n)}"))
+            if unavailable(kind, n) else n for n in registered(kind)]
+
+
 @pytest.fixture(scope="session")
 def youtubers_root() -> Path:
     """The shared real data, or a skip with the reason when it is absent."""

@@ -30,10 +30,10 @@ def site(tmp_path_factory):
     return target
 
 
-def run_cli(site, *args, plugins="wav2pix-zoo-example"):
+def run_cli(site, *args, plugins="wav2pix-zoo-example", timeout=120):
     env = {**os.environ, "PYTHONPATH": str(site), "WAV2PIX_ZOO_PLUGINS": plugins, "COLUMNS": "200"}
     return subprocess.run([sys.executable, "main.py", *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def test_example_is_listed_with_its_distribution(site):
@@ -86,3 +86,34 @@ def test_broken_and_duplicate_plugins_beside_the_example(site, tmp_path):
     errors = {d["distribution"]: d["errors"] for d in data["distributions"]}
     assert "broken on purpose" in errors["zoo-broken"][0]["error"]
     assert any("tiny_conv" in line for line in data["conflicts"])
+
+
+def test_example_preset_is_listed_and_trains_through_the_cli(site, tmp_path):
+    from train_helpers import cli_args
+
+    listing = run_cli(site, "list", "preset", "--json")
+    assert listing.returncode == 0, listing.stderr
+    [preset] = [c for c in json.loads(listing.stdout)["preset"] if c["name"] == "tiny_smooth"]
+    assert preset["distribution"] == "wav2pix-zoo-example"
+    assert preset["bundle"]["options"]["encoder"] == "tiny_conv"
+    assert "tiny_smooth" in run_cli(site, "list", "preset").stdout
+
+    # about 10 s of CPU; the generous limit is for a busy machine (the suite's other CLI runs use 300 s)
+    result = run_cli(site, *cli_args(tmp_path, "--preset", "tiny_smooth", "--max-steps", "2", "--save-path", "tiny"),
+                     timeout=300)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "tiny" / "config.json").read_text())
+    options, sources = config["options"], config["sources"]
+    assert options["encoder"] == "tiny_conv" and sources["encoder"] == "preset tiny_smooth"
+    assert "total_variation" in options["terms"] and options["term_coefs"] == {"total_variation": 5.0}
+    assert config["model"]["components"]["encoder"]["distribution"] == "wav2pix-zoo-example"
+    assert config["model"]["components"]["encoder"]["kwargs"]["width"] == 16
+    assert sources["batch_size"] == "option"  # the user's options still win over the preset
+
+
+def test_the_readme_shows_the_example_as_it_is():
+    readme = (REPO_ROOT / "README.md").read_text()
+    marker = "```python\n# wav2pix_zoo_example.py\n"
+    start = readme.index(marker) + len(marker)
+    shown = readme[start:readme.index("```\n", start)]
+    assert shown == (EXAMPLE / "wav2pix_zoo_example.py").read_text()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import registered
+from conftest import usable
 from train_helpers import run_trainer, weights
 from zoo.model.pipeline import FacePipeline
 
@@ -28,7 +28,7 @@ def tiny_generator(name: str) -> dict:
     return {}
 
 
-@pytest.mark.parametrize("name", registered("preset"))
+@pytest.mark.parametrize("name", usable("preset"))
 def test_every_preset_trains_two_steps_per_stage_and_draws_faces(tmp_path, name):
     steps = 2 * stages_of(name)
     result = run_trainer(tmp_path, preset=name, max_steps=steps, batch_size=4, **tiny_generator(name))

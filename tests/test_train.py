@@ -9,7 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import registered
+from conftest import usable
 from main import app
 from train_helpers import cli_args, run_cli, run_trainer, weights
 from zoo.model import checkpoints
@@ -18,7 +18,7 @@ from zoo.model.pipeline import FacePipeline
 
 
 @pytest.mark.parametrize("size", [64, 128])
-@pytest.mark.parametrize("encoder", registered("encoder"))
+@pytest.mark.parametrize("encoder", usable("encoder"))
 def test_two_steps_for_every_encoder_and_size(tmp_path, encoder, size):
     result = run_trainer(tmp_path, encoder=encoder, image_size=size, max_steps=2)
     assert result.step == 2 and not result.interrupted

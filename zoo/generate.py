@@ -22,7 +22,7 @@ from zoo.callbacks import SILENT, Progress
 from zoo.errors import UsageError, ZooError
 from zoo.files import inside, make_folder
 from zoo.media.images import save_grid, save_image
-from zoo.media.vad import voiced_windows
+from zoo.media.vad import check_detector, voiced_windows
 from zoo.model.pipeline import FacePipeline
 
 
@@ -48,6 +48,7 @@ class GenerateOptions:
     seed: int = 0
     stochastic: bool = False
     max_seconds: Optional[float] = None  # refuse longer clips (the demo page's limit); None: any length
+    vad: str = "energy"  # the voice-activity detector that drops silent windows (zoo.media.vad)
 
 
 def expand_inputs(paths) -> tuple[list[Path], list[FileResult]]:
@@ -97,6 +98,7 @@ class Drawer:
         self.hop = int(round(options.hop_seconds * rate)) if options.hop_seconds else max(1, self.window // 2)
         if self.window <= 0 or self.hop <= 0:
             raise UsageError("--window-seconds and --hop-seconds must be positive")
+        check_detector(options.vad)  # before any file: a wrong name or a missing package is one line
 
     def embed_file(self, path: Path) -> tuple[torch.Tensor, torch.Tensor, float, str]:
         """``(per-window embeddings, fused embedding [1, D], seconds, note)`` of one file."""
@@ -109,7 +111,8 @@ class Drawer:
             else:
                 windows = fit_length(wave, self.window).unsqueeze(0)
         note = f"zero-padded from {seconds:.2f} s" if any(issubclass(w.category, ShortClipWarning) for w in caught) else ""
-        voiced = voiced_windows(windows, self.pipeline.sample_rate, str(path))  # before each is normalised
+        # before each window is normalised: a pause must stay quiet
+        voiced = voiced_windows(windows, self.pipeline.sample_rate, str(path), self.options.vad)
         if len(voiced) < windows.shape[0]:
             note = ", ".join(filter(None, [note, f"{windows.shape[0] - len(voiced)} silent windows dropped"]))
         embeddings = self._embed(peak_normalise(windows[voiced]))

@@ -1,5 +1,5 @@
-"""An example wav2pix-zoo plugin: a small speech encoder, a total-variation loss term and a
-sharpness metric.
+"""An example wav2pix-zoo plugin: a small speech encoder, a total-variation loss term, a
+sharpness metric and a preset that trains with the first two.
 
 Written from the plugin-author guide in wav2pix-zoo's README and nothing else: it imports only
 from ``zoo``, the plugin author's whole surface.
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo import GeneratorTerm, MetricContext, SpeechEncoder, TermInputs, hookimpl
+from zoo import GeneratorTerm, MetricContext, Preset, SpeechEncoder, TermInputs, hookimpl
 
 LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
@@ -58,6 +58,14 @@ def sharpness():
     return metric
 
 
+def tiny_smooth():
+    """The example's own design: the tiny encoder, wav2pix's terms plus total variation x5."""
+    return Preset(options={"encoder": "tiny_conv", "encoder_args": {"width": 16}, "embed_dim": 64,
+                           "terms": ("l1", "feature_matching", "identity", "total_variation"),
+                           "term_coefs": {"total_variation": 5.0}},
+                  reference="an example of a third-party preset (wav2pix-zoo's README)")
+
+
 @hookimpl
 def register_encoders(register):
     """Register the tiny convolutional encoder."""
@@ -76,3 +84,9 @@ def register_metrics(register):
     """Register the sharpness metric."""
     register("sharpness", sharpness, better="higher",
              description="fine detail (mean absolute Laplacian) of the faces; the real faces' is the reference")
+
+
+@hookimpl
+def register_presets(register):
+    """Register the example's preset (``train --preset tiny_smooth``)."""
+    register("tiny_smooth", tiny_smooth, description="tiny_conv encoder, wav2pix's terms plus total variation x5")

@@ -31,6 +31,8 @@ def command(
     seed: int = typer.Option(0, help="Random seed: the same seed draws the same faces."),
     steps: Optional[int] = typer.Option(None, help="A diffusion generator's sampling steps \\[default: the model's].", rich_help_panel=SAMPLER),
     guidance: Optional[float] = typer.Option(None, help="A diffusion generator's classifier-free guidance scale (1: none) \\[default: the model's].", rich_help_panel=SAMPLER),
+    vad: str = typer.Option("energy", help="Voice-activity detector that drops a long clip's silent windows: energy, "
+                            "or webrtc (better under noise; pip install webrtcvad-wheels)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: outputs, windows, seconds, failures."),
     data: Optional[str] = typer.Option(None, help="Draw a dataset split instead of files: its root.", rich_help_panel=SPLIT),
@@ -51,7 +53,7 @@ def command(
                                    runs_dir, dataset_args, sampling))
     if not inputs:
         raise UsageError("give one or more audio files or folders (or --data ROOT --dataset NAME)")
-    options = GenerateOptions(window_seconds, hop_seconds, num, seed, stochastic)
+    options = GenerateOptions(window_seconds, hop_seconds, num, seed, stochastic, vad=vad)
     raise typer.Exit(run_files([str(i) for i in inputs], checkpoint, out, options, device, as_json,
                                interpolate, runs_dir, sampling))
 

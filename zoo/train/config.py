@@ -233,6 +233,7 @@ def validate(config: TrainConfig) -> None:
         if name is not None and not is_plain_name(name):
             raise UsageError(f"{flag} must be a plain folder name, not {name!r}")
     _check_data(config)
+    _check_components(config)
     _check_objectives(config)  # before the hardware: "--amp with gan_seed" says why on any machine
     _check_hardware(config)
 
@@ -254,6 +255,16 @@ def _check_data(config: TrainConfig) -> None:
 
     if config.wave_dtype not in WAVE_DTYPES:
         raise UsageError(f"--wave-dtype must be one of {', '.join(WAVE_DTYPES)}, not '{config.wave_dtype}'")
+
+
+def _check_components(config: TrainConfig) -> None:
+    """A model component's factory may refuse the run before any work, as an objective may: its
+    ``check(config)`` classmethod, if any (ge2e says what to install when its weights are absent)."""
+    for kind, name in (("encoder", config.encoder), ("generator", config.generator),
+                       ("discriminator", config.discriminator)):
+        check = getattr(registry.get(kind, name).factory, "check", None)
+        if callable(check):
+            check(config)
 
 
 def _check_objectives(config: TrainConfig) -> None:
