@@ -260,24 +260,12 @@ def matching(trials: int = 10, resamples: int = 1000):
         raise ValueError("trials and resamples must be at least 1")
 
     def metric(context: MetricContext) -> dict:
-        from plugins.metrics.face_protocols import bootstrap_interval, matching_success
+        from plugins.metrics.face_protocols import one_to_two_matching
 
-        labels = context.labels.numpy()
-        if len(set(labels.tolist())) < 2:
-            raise MetricSkipped("1:2 matching needs faces of at least two identities")
-        real = classifier_outputs(context, "real")[0].numpy()
-        generated = classifier_outputs(context, "generated")[0].numpy()
-        rng = np.random.default_rng(context.seed)
-        success = matching_success({"generated": generated, "real": real}, real, labels, rng, trials)
-        if not len(success["generated"]):
-            raise MetricSkipped("no face has a distinct real face of its own identity to match against")
-        interval = {column: bootstrap_interval(values, rng, resamples) for column, values in success.items()}
-        context.details.update(interval95=interval, faces=len(success["generated"]))
-        context.note(f"matching (own classifier): {trials} draws per face; bootstrap 95% interval generated "
-                     f"[{interval['generated'][0]:.3f}, {interval['generated'][1]:.3f}], real "
-                     f"[{interval['real'][0]:.3f}, {interval['real'][1]:.3f}]")
-        return {"matching": float(success["generated"].mean()), "matching_real": float(success["real"].mean()),
-                "matching_chance": 0.5}
+        def features(which: str) -> np.ndarray:
+            return classifier_outputs(context, which)[0].numpy()
+
+        return one_to_two_matching(context, "matching", features, trials, resamples, "own classifier")
 
     return metric
 

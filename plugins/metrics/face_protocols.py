@@ -232,24 +232,34 @@ def face_matching(trials: int = 10, resamples: int = 1000, size: int = 160, bord
         raise ValueError("trials and resamples must be at least 1")
 
     def metric(context: MetricContext) -> dict:
-        labels = context.labels.numpy()
-        if len(set(labels.tolist())) < 2:
-            raise MetricSkipped("1:2 matching needs faces of at least two identities")
-        real = analysis_of(context, "real", settings).descriptors
-        generated = analysis_of(context, "generated", settings).descriptors
-        rng = np.random.default_rng(context.seed)
-        success = matching_success({"generated": generated, "real": real}, real, labels, rng, trials)
-        if not len(success["generated"]):
-            raise MetricSkipped("no face has a distinct real face of its own identity to match against")
-        interval = {column: bootstrap_interval(values, rng, resamples) for column, values in success.items()}
-        context.details.update(settings=as_dict(settings), interval95=interval, faces=len(success["generated"]))
-        context.note(f"face_matching ({_label(settings)}): {trials} draws per face; bootstrap 95% interval "
-                     f"generated [{interval['generated'][0]:.3f}, {interval['generated'][1]:.3f}], "
-                     f"real [{interval['real'][0]:.3f}, {interval['real'][1]:.3f}]")
-        return {"face_matching": float(success["generated"].mean()), "face_matching_real": float(success["real"].mean()),
-                "face_matching_chance": 0.5}
+        def features(which: str) -> np.ndarray:
+            return analysis_of(context, which, settings).descriptors
+
+        context.details["settings"] = as_dict(settings)
+        return one_to_two_matching(context, "face_matching", features, trials, resamples, _label(settings))
 
     return metric
+
+
+def one_to_two_matching(context: MetricContext, name: str, features, trials: int, resamples: int,
+                        label: str) -> dict:
+    """voice2face's 1:2 matching of the generated and the real faces in the space ``features``
+    (``"generated"`` or ``"real"`` -> ``[N, D]``), with bootstrap 95% intervals in the details."""
+    labels = context.labels.numpy()
+    if len(set(labels.tolist())) < 2:
+        raise MetricSkipped("1:2 matching needs faces of at least two identities")
+    real, generated = features("real"), features("generated")
+    rng = np.random.default_rng(context.seed)
+    success = matching_success({"generated": generated, "real": real}, real, labels, rng, trials)
+    if not len(success["generated"]):
+        raise MetricSkipped("no face has a distinct real face of its own identity to match against")
+    interval = {column: bootstrap_interval(values, rng, resamples) for column, values in success.items()}
+    context.details.update(interval95=interval, faces=len(success["generated"]))
+    context.note(f"{name} ({label}): {trials} draws per face; bootstrap 95% interval "
+                 f"generated [{interval['generated'][0]:.3f}, {interval['generated'][1]:.3f}], "
+                 f"real [{interval['real'][0]:.3f}, {interval['real'][1]:.3f}]")
+    return {name: float(success["generated"].mean()), f"{name}_real": float(success["real"].mean()),
+            f"{name}_chance": 0.5}
 
 
 def face_frechet(size: int = 160, border: float = 0.25, models: Optional[str] = None):
