@@ -19,7 +19,7 @@ def stages_of(name: str) -> int:
 
 def tiny_generator(name: str) -> dict:
     """Options that keep a preset's generator quick here: a sampler (diffusion) runs one narrow
-    step per face instead of its default 25 (each a whole network evaluation)."""
+    step per face instead of its default 10 (each a whole network evaluation)."""
     import registry
 
     generator = registry.create("preset", name).options.get("generator")

@@ -22,10 +22,7 @@ def diffusion() -> Preset:
     return Preset(options={"encoder": "wave_cnn", "generator": "diffusion_unet", "objective": "diffusion",
                            "terms": (), "z_dim": 0, "embed_dim": 128, "lr_g": 3e-4, "beta1": 0.9, "beta2": 0.999,
                            "softmax_coef": 1.0, "batch_size": 16,
-                           "ema": 0.999, "augment": "",  # sampled from the weights' average, as diffusion models are
-                           # 10 Euler steps by default: 25 cost 2.5x the time per face on a CPU
-                           # (benchmarks/diffusion_speed.py); generate --steps asks for more.
-                           "generator_args": {"steps": 10}},
+                           "ema": 0.999, "augment": ""},  # sampled from the weights' average, as diffusion models are
                   reference="flow matching (Lipman et al. 2023; Liu et al. 2023) with classifier-free guidance "
                             "(Ho and Salimans 2021), as speech-to-face diffusion (SCLDM, SLF 2024) uses it")
 
