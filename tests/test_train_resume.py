@@ -24,7 +24,7 @@ MODES = {
 }
 
 
-@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("mode", [pytest.param(m, marks=pytest.mark.slow) if m == "128 px" else m for m in MODES])
 def test_resume_mid_epoch_is_exact(tmp_path, mode):
     options = MODES[mode]
     straight = run_trainer(tmp_path / "straight", save_path="run", max_steps=4, **options)
@@ -81,6 +81,9 @@ def test_a_staged_run_resumes_exactly_in_either_stage(tmp_path):
 
 
 # -- torchrun ------------------------------------------------------------------------------------------
+# Several ranks are several processes: each test costs 15 to 40 s, so these run under -m slow;
+# test_train_processes keeps one two-rank run (identical weights, one run folder) in every run.
+@pytest.mark.slow
 def test_uneven_shards_give_every_rank_the_same_steps(tmp_path):
     # 27 pairs over 2 ranks: 14 and 13 before the fix; with batch 7 that was 2 steps against 1,
     # and the rank with more waited forever at the next collective.
@@ -91,6 +94,7 @@ def test_uneven_shards_give_every_rank_the_same_steps(tmp_path):
     assert summary["step"] == 2 and summary["ranks_in_sync"] is True
 
 
+@pytest.mark.slow  # two ranks, three runs: 41 s (see the note above test_uneven_shards...)
 def test_two_ranks_resume_exactly(tmp_path):
     straight = torchrun(tmp_path / "straight", "--save-path", "run", "--max-steps", "4")
     assert straight.returncode == 0, straight.stderr[-3000:]
@@ -114,6 +118,7 @@ def _worker_of_rank(parent: int, rank: int):
     return None
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_one_rank_is_agreed_by_the_other(tmp_path):
     env = {**os.environ, "WAV2PIX_ZOO_PLUGINS": "", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

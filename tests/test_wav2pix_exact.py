@@ -76,6 +76,7 @@ def test_the_exact_preset_resumes_exactly_across_a_partial_last_batch(tmp_path):
         for_resume(str(first.run_dir), {"resume": str(first.run_dir), "drop_last": True})
 
 
+@pytest.mark.slow  # two processes (16 s); the gan step's two-rank run stays in the default suite
 def test_two_ranks_train_with_the_seed_step(tmp_path):
     result = torchrun(tmp_path, "--step", "seed", "--max-steps", "2", "--save-path", "run")
     assert result.returncode == 0, result.stderr[-3000:]

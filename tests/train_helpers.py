@@ -48,7 +48,7 @@ def cli_args(runs_dir: Path, *extra: str) -> list:
     """The same tiny run as command-line arguments."""
     return ["train", "--runs-dir", str(runs_dir), "--arg", "dataset.num_identities=3",
             "--arg", "dataset.clips_per_identity=8", "--batch-size", "4", "--clip-seconds", "0.25",
-            "--num-workers", "0", "--quiet", "--device", "cpu", *extra]
+            "--num-workers", "0", "--quiet", "--device", "cpu", "--no-amp", *extra]
 
 
 def run_cli(args: list, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
