@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from zoo import UsageError
+
 POLICIES = ("color", "translation", "cutout")
 
 
@@ -23,6 +25,14 @@ def parse_policy(text: str) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown augmentation(s) {', '.join(unknown)}; choose from {', '.join(POLICIES)}")
     return names
+
+
+def policy_option(text: str) -> tuple[str, ...]:
+    """``--augment``'s transforms, or one ``UsageError`` line naming the valid ones."""
+    try:
+        return parse_policy(text)
+    except ValueError as error:
+        raise UsageError(f"--augment: {error}") from None
 
 
 def _uniform(images: torch.Tensor, low: float, high: float) -> torch.Tensor:

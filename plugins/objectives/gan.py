@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from zoo import Batch, Objective, ObjectiveContext, TermInputs, UsageError
+from zoo import Batch, Objective, ObjectiveContext, TermInputs
 
-from .augment import augment, parse_policy
+from .augment import augment, policy_option
 
 
 class GanStep:
@@ -148,10 +148,7 @@ class GanObjective(Objective):
     @classmethod
     def check(cls, config) -> None:
         """Refuse an ``--augment`` policy it does not know, before any work."""
-        try:
-            parse_policy(config.augment)
-        except ValueError as error:
-            raise UsageError(f"--augment: {error}") from None
+        policy_option(config.augment)
 
     def __init__(self, context: ObjectiveContext):
         super().__init__(context)
@@ -173,7 +170,7 @@ class GanObjective(Objective):
                        optimizer_g or self.optimizers["generator"], self.optimizers["discriminator"],
                        autocast_dtype=c.autocast_dtype, memory_format=c.memory_format,
                        use_wrong=conditional, classifier_coef=float(c.options.get("classifier_coef", 1.0)),
-                       augment_policy=parse_policy(c.config.augment))
+                       augment_policy=policy_option(c.config.augment))
 
     def bind(self, wrap) -> None:
         """Run through the wrapped (DDP or compiled) model and discriminator."""

@@ -35,6 +35,8 @@ from torch import nn
 
 from zoo import Batch, Objective, ObjectiveContext, UsageError
 
+from .augment import policy_option
+
 SEED_LOSS = "lsgan"  # the reference's criterion: nn.MSELoss on raw scores
 SEED_TERMS = ("feature_matching", "l1", "identity")  # the reference's order of summation
 LABEL_SMOOTHING = 0.1  # one-sided: the real target is 0.9
@@ -69,7 +71,7 @@ class SeedObjective(Objective):
         if config.amp:
             raise UsageError("--amp: the gan_seed objective is wav2pix's float32 iteration; "
                              "drop --amp, or train with --objective gan")
-        if config.augment not in ("", "none"):
+        if policy_option(config.augment):
             raise UsageError(f"--augment {config.augment}: the gan_seed objective is wav2pix's iteration, "
                              "which saw no augmentation; use --objective gan to augment")
         if config.loss != SEED_LOSS:

@@ -129,10 +129,10 @@ class SyntheticDataset(Dataset):
     def _members(self, num_identities: int, unseen: int) -> list[int]:
         """Which identities this split holds: all of them, or with ``unseen`` the held-out last
         ones for test and the others for every other split."""
-        held_out = range(num_identities - unseen, num_identities)
         if not unseen:
             return list(range(num_identities))
-        return list(held_out) if self.split == "test" else list(range(num_identities - unseen))
+        first_unseen = num_identities - unseen
+        return list(range(first_unseen, num_identities)) if self.split == "test" else list(range(first_unseen))
 
     def __len__(self) -> int:
         return len(self.labels)

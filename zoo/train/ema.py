@@ -33,7 +33,7 @@ class WeightAverage:
     def update(self, model: nn.Module) -> None:
         """Move the average towards ``model``'s current weights; copy its buffers."""
         decay = self.current_decay()
-        averaged = [p for p in self.model.parameters()]
+        averaged = list(self.model.parameters())
         current = [p.detach() for p in model.parameters()]
         torch._foreach_lerp_(averaged, current, 1.0 - decay)
         for mine, theirs in zip(self.model.buffers(), model.buffers()):
