@@ -3,6 +3,8 @@ trained checkpoint that generate rebuilds alone and draws with --steps and --gui
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from typer.testing import CliRunner
 import registry
 from datatrees import tone, write_audio
 from main import app
-from train_helpers import assert_same_weights, run_cli, run_trainer, weights
+from train_helpers import assert_same_weights, run_cli, run_trainer, torchrun, weights
 from zoo import UsageError
 from zoo.media.audio import load_audio
 from zoo.media.images import decode_image
@@ -159,3 +161,15 @@ def test_resume_mid_run_is_exact(tmp_path):
     resumed = run_trainer(tmp_path / "split", resume=str(first.run_dir), max_steps=4)
     assert resumed.step == 4
     assert_same_weights(straight.last_checkpoint, resumed.last_checkpoint)
+
+
+@pytest.mark.slow  # two ranks under torchrun: about 20 s
+def test_two_ranks_stay_identical(tmp_path):
+    """DDP wraps only the flow network; the discriminator this objective never trains and the
+    weights' moving average must match on both ranks too."""
+    result = torchrun(tmp_path, "--preset", "diffusion", "--arg", "generator.width=8", "--arg", "generator.steps=1",
+                      "--max-steps", "3", "--ema", "0.9")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run] = [p for p in tmp_path.iterdir() if p.is_dir()]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["ranks_in_sync"] is True and summary["step"] == 3

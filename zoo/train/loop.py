@@ -71,9 +71,12 @@ class Trainer:
         self.data = TrainingData(config, self.procs, self.device, self.callbacks,
                                  workers_chosen=self.sources.get("num_workers") == "option")
         self.description = describe_run(config, self.data.identities)
-        # Seeded again here, so the initial weights never depend on what building the data drew.
-        seed_everything(config.seed + self.procs.rank)
+        # Seeded again here, so the initial weights never depend on what building the data drew,
+        # and with the same seed on every rank: DDP broadcasts only what an objective wraps, so a
+        # part no objective trains (the diffusion run's discriminator) must start equal everywhere.
+        seed_everything(config.seed)
         self.parts = build_parts(self.description, self.device)
+        seed_everything(config.seed + self.procs.rank)  # noise and dropout differ between ranks
         self.stages = plan_stages(config, self.sources)
         self.run_dir = self._prepare_run_dir()
         if config.resume:
@@ -320,7 +323,8 @@ class Trainer:
         summary = {"step": self.position.step, "epoch": self.position.epochs_done,
                    "peak_memory": peak_memory_bytes(self.device)}
         if self.procs.distributed:
-            summary["ranks_in_sync"] = ranks_hold_same_weights(self.model, self.discriminator, self.device)
+            parts = [self.model, self.discriminator] + ([self.average.model] if self.average else [])
+            summary["ranks_in_sync"] = ranks_hold_same_weights(parts, self.device)
         if self.writer is not None:
             self.writer.close()
         if self.procs.is_main:
@@ -332,12 +336,13 @@ class Trainer:
         stop_processes()
 
 
-def ranks_hold_same_weights(model, discriminator, device) -> bool:
-    """Compare a checksum of every weight across ranks (DDP must keep them identical)."""
+def ranks_hold_same_weights(modules, device) -> bool:
+    """Compare a checksum of every weight of ``modules`` across ranks (DDP must keep them
+    identical, and the moving average that follows them)."""
     import torch.distributed as dist
 
-    local = torch.stack([torch.cat([p.detach().double().flatten() for p in m.parameters()]).sum()
-                         for m in (checkpoints.unwrap(model), checkpoints.unwrap(discriminator))]).to(device)
+    local = torch.stack([torch.cat([p.detach().double().flatten() for p in checkpoints.unwrap(m).parameters()]).sum()
+                         for m in modules]).to(device)
     gathered = [torch.zeros_like(local) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, local)
     return all(torch.equal(g, gathered[0]) for g in gathered)
