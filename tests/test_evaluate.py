@@ -199,6 +199,8 @@ def test_command_json_and_out(run_folder, tmp_path):
     (["--metrics", "face_detection", "--metric-arg", "kid.subsets=3"], "not among the metrics"),
     (["--metrics", "fid", "--metric-arg", "fid.no_such_option=1"], "takes no argument"),
     (["--metric-arg", "fid"], "NAME.KEY=VALUE"),
+    (["--join", "1"], "--join K joins K >= 2"),
+    (["--no-fuser"], "give --join K too"),
 ])
 def test_command_usage_errors_exit_2_with_one_line(run_folder, args, message):
     result = run_cli(["evaluate", "--checkpoint", str(run_folder), *args])  # a real process

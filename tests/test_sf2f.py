@@ -122,3 +122,46 @@ def test_fuser_mistakes_are_one_line_before_any_work(tmp_path):
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_joined_clips_group_each_identitys_clips_in_order():
+    from zoo.evaluate.joined import JoinedClips, joined_groups
+
+    assert joined_groups([0, 1, 0, 0, 1, 0, 1, 0], 2) == [[0, 2], [3, 5], [1, 4]]  # identity 1's third clip is left out
+
+    class Clips:
+        identities, labels, keys, name, split = ["a", "b"], [0, 1, 0, 1, 0], list("vwxyz"), "toy", "test"
+        num_samples = 4
+
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, index):
+            return {"wave": torch.full((4,), float(index)), "image": torch.full((3, 2, 2), float(index))}
+
+    joined = JoinedClips(Clips(), 2)
+    assert len(joined) == 2 and joined.labels == [0, 1] and joined.left_out == 1 and joined.num_samples == 8
+    assert joined[0]["wave"].tolist() == [0.0] * 4 + [2.0] * 4 and joined.keys == ["v+x", "w+y"]
+    assert torch.equal(joined.load_image(1), torch.full((3, 2, 2), 1.0))
+    assert joined.cache_key()["joined"] == 2
+
+
+def test_evaluate_join_fuses_joined_clips_with_the_fuser_or_their_mean(staged):
+    from zoo.evaluate.evaluator import evaluate_checkpoint
+    from zoo.evaluate.joined import JoinedPipeline
+    from zoo.errors import UsageError
+
+    pipeline = FacePipeline.from_checkpoint(staged["run_dir"], device="cpu")
+    wave = 0.3 * torch.randn(3 * pipeline.num_samples)
+    fused, mean = JoinedPipeline(pipeline, 3), JoinedPipeline(pipeline, 3, use_fuser=False)
+    assert (fused.fusion, mean.fusion) == ("sf2f_attention", "mean")
+    by_fuser, by_mean = fused.fused_embedding(wave), mean.fused_embedding(wave)
+    torch.testing.assert_close(by_mean.norm(), torch.tensor(1.0))  # unit length, as the decoder learned on
+    assert not torch.allclose(by_fuser, by_mean)
+    assert fused(wave[None], seed=0).shape == (1, 3, pipeline.image_size, pipeline.image_size)
+    result = evaluate_checkpoint(staged["run_dir"], metrics=["face_detection"], join=2, use_fuser=False,
+                                 out=staged["run_dir"] / "joined", device="cpu")
+    assert result.setup["joined"] == 2 and result.setup["fusion"] == "mean"
+    assert "face_detection" in result.metrics
+    with pytest.raises(UsageError, match="--join"):
+        evaluate_checkpoint(staged["run_dir"], metrics=["face_detection"], use_fuser=True)

@@ -27,6 +27,8 @@ def command(
     fid_weights: Optional[str] = typer.Option(None, help="Inception-v3 state dict (.pth or .safetensors) for fid; without it fid is skipped."),
     metric_arg: Optional[List[str]] = typer.Option(None, help="Metric argument NAME.KEY=VALUE, e.g. face_verification.threshold=0.5 (repeatable)."),
     batch_size: int = typer.Option(64, help="Clips per batch when drawing faces."),
+    join: int = typer.Option(0, help="Join each identity's clips K at a time into one several-second input (one face each); 0: one clip per face."),
+    fuser: Optional[bool] = typer.Option(None, "--fuser/--no-fuser", help="With --join: fuse the windows with the model's fuser \\[default when it has one] or their mean."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json instead of the table."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or messages."),
     runs_dir: str = typer.Option("runs", help="Where to look for the newest run."),
@@ -35,9 +37,12 @@ def command(
     names = split_names(metrics, "--metrics")
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    if join == 1 or join < 0:
+        raise UsageError("--join K joins K >= 2 clips per input (0 leaves clips alone)")
     raise typer.Exit(run(checkpoint=checkpoint, dataset=dataset, data=data, split=split, metrics=names,
                          out=out, seed=seed, device=device, metric_args=metric_args(metric_arg, fid_weights, names),
-                         batch_size=batch_size, as_json=as_json, quiet=quiet, runs_dir=runs_dir))
+                         batch_size=batch_size, as_json=as_json, quiet=quiet, runs_dir=runs_dir,
+                         joined={"join": join, "use_fuser": fuser}))
 
 
 def metric_args(items, fid_weights: Optional[str], names: Optional[tuple]) -> dict:
@@ -54,7 +59,9 @@ def show_table(result) -> None:
 
     setup = result.setup
     # No vertical rules, edges or doubled padding: the six columns fit an 80-column terminal.
-    table = Table(title=f"{setup.get('dataset')} / {setup.get('split')}: {setup.get('clips')} clips, "
+    inputs = (f"{setup['clips']} inputs of {setup['joined']} clips joined, fused by {setup['fusion']}"
+              if setup.get("joined") else f"{setup.get('clips')} clips")
+    table = Table(title=f"{setup.get('dataset')} / {setup.get('split')}: {inputs}, "
                         f"{setup.get('identities')} identities", title_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     longest = max((len(row["metric"]) for row in result.table), default=6)
@@ -84,14 +91,15 @@ def show_table(result) -> None:
 
 
 def run(*, checkpoint, dataset, data, split, metrics, out, seed, device, metric_args, batch_size, as_json,
-        quiet, runs_dir) -> int:
+        quiet, runs_dir, joined=None) -> int:
     """Evaluate and print; exit code 1 when a metric failed (skips are not failures)."""
     from zoo.cli.progress import ConsoleProgress
     from zoo.evaluate.evaluator import evaluate_checkpoint
 
     result = evaluate_checkpoint(checkpoint, dataset=dataset, root=data, split=split, metrics=metrics,
                                  metric_args=metric_args, out=out, seed=seed, device=device, runs_dir=runs_dir,
-                                 batch_size=batch_size, progress=ConsoleProgress(silent=as_json or quiet))
+                                 batch_size=batch_size, progress=ConsoleProgress(silent=as_json or quiet),
+                                 **(joined or {}))
     if as_json:
         from zoo.evaluate.report import jsonable
 

@@ -188,8 +188,11 @@ def evaluate_checkpoint(checkpoint=None, *, dataset: Optional[str] = None, root:
                         seed: int = 0, device: str = "auto", runs_dir: str = "runs",
                         dataset_args: Optional[dict] = None, cache: bool = True, batch_size: int = 64,
                         classifier_settings: ClassifierSettings = ClassifierSettings(),
+                        join: int = 0, use_fuser: Optional[bool] = None,
                         progress: Progress = SILENT) -> EvaluationResult:
-    """Evaluate a trained checkpoint on a registered dataset's split; see ``evaluate``."""
+    """Evaluate a trained checkpoint on a registered dataset's split; see ``evaluate``. With
+    ``join`` K >= 2 each input is K clips of one identity joined, fused by the model's fuser
+    (``use_fuser`` None or True) or their mean (``use_fuser`` False); see ``zoo.evaluate.joined``."""
     import registry
     from zoo.model import checkpoints
     from zoo.data.cache import cached
@@ -197,6 +200,8 @@ def evaluate_checkpoint(checkpoint=None, *, dataset: Optional[str] = None, root:
     from zoo.train.runs import dataset_defaults
 
     metric_names(metrics)  # unknown names fail before anything heavy starts
+    if use_fuser is not None and not join:
+        raise UsageError("--fuser and --no-fuser choose how joined clips are fused: give --join K too")
     file = checkpoints.resolve(checkpoint, runs_dir)
     name, root, args = dataset_defaults(file, dataset, root, dataset_args)
     pipeline = FacePipeline.from_checkpoint(file, device, runs_dir)
@@ -210,6 +215,12 @@ def evaluate_checkpoint(checkpoint=None, *, dataset: Optional[str] = None, root:
     setup = {"checkpoint": str(file), "dataset": name, "root": None if root is None else str(root),
              "split": split, "image_size": pipeline.image_size,
              "model": {k: v["name"] for k, v in pipeline.description["components"].items()}}
+    if join:
+        from zoo.evaluate.joined import JoinedClips, JoinedPipeline
+
+        data = JoinedClips(data, join)
+        pipeline = JoinedPipeline(pipeline, join, use_fuser=use_fuser is not False)
+        setup.update(joined=join, fusion=pipeline.fusion, clips_left_out=data.left_out)
     return evaluate(pipeline, data, metrics=metrics, metric_args=metric_args,
                     out=Path(out) if out is not None else default_out(file), seed=seed, device=pipeline.device,
                     train_dataset=lambda: split_of("train"), batch_size=batch_size,

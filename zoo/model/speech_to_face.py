@@ -71,9 +71,9 @@ class SpeechToFace(nn.Module):
 
     def fuse(self, embeddings: torch.Tensor) -> torch.Tensor:
         """One embedding ``[1, D]`` from the embeddings ``[N, D]`` of one speaker's segments: the
-        fuser's, or their mean without one."""
+        fuser's, or their mean (``mean_embedding``) without one."""
         if self.fuser is None:
-            return embeddings.mean(dim=0, keepdim=True)
+            return mean_embedding(embeddings)
         return self.fuser(embeddings.unsqueeze(0))
 
     def forward(self, wave: torch.Tensor, z: Optional[torch.Tensor] = None):
@@ -83,6 +83,15 @@ class SpeechToFace(nn.Module):
         logits = self.classifier(embedding) if self.classifier is not None else None
         return faces, embedding, logits
 
+
+
+def mean_embedding(embeddings: torch.Tensor) -> torch.Tensor:
+    """The mean ``[1, D]`` of ``[N, D]`` segment embeddings, scaled to their mean length:
+    averaging shortens vectors, and the generator learned from single segments' embeddings (unit
+    vectors, for an encoder that normalises, as SF2F's does)."""
+    mean = embeddings.mean(dim=0, keepdim=True)
+    length = embeddings.norm(dim=1).mean()
+    return mean * (length / mean.norm().clamp_min(1e-12))
 
 def component_entry(kind: str, name: str, kwargs: dict) -> dict:
     """One component's description: its name, arguments and the plugin that provides it."""
