@@ -265,3 +265,19 @@ def test_report_names_the_model_behind_each_figure(youtubers_results):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["metrics"]["face_retrieval_at_1_real"] == result.metrics["face_retrieval_at_1_real"]
     assert (out / "metrics.png").is_file()
+
+
+def test_two_worker_processes_find_what_one_process_finds(youtubers_root, dlib_files, monkeypatch):
+    """The per-face dlib work split over forked processes comes back complete and in order."""
+    import registry
+    from plugins.metrics import dlib_faces
+
+    test = registry.create("dataset", "youtubers", root=str(youtubers_root), split="test", image_size=64)
+    faces = torch.stack([test.load_image(i) for i in range(0, 70, 10)])
+    monkeypatch.setattr(dlib_faces, "CHUNK", 2)  # four chunks: order across workers matters
+    settings = dlib_faces.FaceSettings()
+    one = dlib_faces.analyse(faces, settings, workers=1)
+    two = dlib_faces.analyse(torch.cat([faces[:1], faces[1:]]), settings, workers=2)
+    assert one.landmarks68.sum() >= 5 and one.descriptors.shape == (7, 128)
+    assert np.array_equal(one.descriptors, two.descriptors) and np.array_equal(one.detected, two.detected)
+    assert np.array_equal(one.landmarks68, two.landmarks68)

@@ -38,6 +38,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from plugins.metrics import dlib_chips
 from zoo import SILENT, MetricSkipped, Progress, as_uint8_batch, cache_root, dataset_key, replacing
 
 DETECTOR_LABEL = "dlib-hog+68"
@@ -49,7 +50,6 @@ MODEL_FILES = {"landmarks68": "shape_predictor_68_face_landmarks.dat",
 FORMAT = "wav2pix-zoo/dlib-faces/1"
 METADATA_KEY = "wav2pix_zoo_dlib_faces"
 SUBFOLDER = "dlib_faces"
-CHIP_SIZE, CHIP_PADDING = 150, 0.25  # dlib's defaults for the descriptor network
 CHUNK = 64  # faces aligned before each pass of the network (bounds memory, paces progress)
 
 
@@ -107,14 +107,10 @@ class Models:
     keeps one per process: the 68-point model alone is a 100 MB file)."""
 
     def __init__(self, files: dict[str, Path], device: torch.device):
-        import dlib
-
         from plugins.metrics import dlib_resnet
 
-        self.dlib = dlib
-        self.detector = dlib.get_frontal_face_detector()
-        self.landmarks68 = _read(dlib.shape_predictor, files["landmarks68"])
-        self.landmarks5 = _read(dlib.shape_predictor, files["landmarks5"])
+        self.shape_files = (str(files["landmarks68"]), str(files["landmarks5"]))
+        self.shapes = _read(lambda _: dlib_chips.shape_models(*self.shape_files), files["landmarks68"])
         self.network = _read(lambda path: dlib_resnet.load(path, str(device)), files["descriptor"])
 
 
@@ -133,61 +129,27 @@ def load_models(files: tuple, device: str) -> Models:
     return Models(dict(files), torch.device(device))
 
 
-# -- one face ------------------------------------------------------------------------------------------------
-def canvas(image: np.ndarray, settings: FaceSettings) -> np.ndarray:
-    """A uint8 face ``[S, S, 3]`` resized to ``settings.size`` and bordered (see the docstring)."""
-    import cv2
-
-    size = settings.size
-    if image.shape[0] != size or image.shape[1] != size:
-        interpolation = cv2.INTER_CUBIC if image.shape[0] < size else cv2.INTER_AREA
-        image = cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=interpolation)
-    pad = int(round(settings.border * size))
-    return cv2.copyMakeBorder(np.ascontiguousarray(image), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-
-
-def landmarks_found(models: Models, picture: np.ndarray) -> tuple[bool, bool]:
-    """``(detected, all 68 landmarks inside)`` for the largest face the HOG detector finds."""
-    boxes = models.detector(picture, 0)  # no upsampling: the canvas is already enlarged
-    if len(boxes) == 0:
-        return False, False
-    shape = models.landmarks68(picture, max(boxes, key=lambda box: box.area()))
-    points = np.array([(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)])
-    side = picture.shape[0]
-    return True, bool(shape.num_parts == 68 and (points >= 0).all() and (points < side).all())
-
-
-def aligned_chip(models: Models, picture: np.ndarray, settings: FaceSettings) -> np.ndarray:
-    """The 150 px chip dlib's network expects, aligned on 5 landmarks placed in the face's square."""
-    dlib = models.dlib
-    pad = int(round(settings.border * settings.size))
-    square = dlib.rectangle(pad, pad, pad + settings.size - 1, pad + settings.size - 1)
-    shape = models.landmarks5(picture, square)
-    return dlib.get_face_chip(picture, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
-
-
 # -- many faces -------------------------------------------------------------------------------------------------
 def analyse(faces, settings: FaceSettings, *, detect: bool = True, device=None, progress: Progress = SILENT,
-            label: str = "faces") -> FaceAnalysis:
+            label: str = "faces", workers: Optional[int] = None) -> FaceAnalysis:
     """Descriptors and (with ``detect``) detection and 68 landmarks of faces ``[N, 3, S, S]`` in
-    [-1, 1] (or uint8 ``[N, S, S, 3]``). Detection is 40% of the time: a gallery goes without."""
+    [-1, 1] (or uint8 ``[N, S, S, 3]``). Detection is 40% of the time: a gallery goes without.
+    The per-face dlib work runs in ``workers`` processes (default: one per core for large
+    batches; see ``dlib_chips``), the descriptor network here."""
     from plugins.metrics.dlib_resnet import describe
 
     models = load_models(tuple(sorted(model_files(settings).items())), str(torch.device(device or "cpu")))
     images = as_uint8_batch(faces)
-    detected, inside, descriptors, chips = [], [], [], []
+    detected, inside, descriptors = [], [], []
+    workers = dlib_chips.worker_count(len(images), workers)
+    chunks = dlib_chips.prepare_faces(images, settings.size, settings.border, models.shape_files, detect,
+                                      CHUNK, workers)
     with progress.task(f"dlib: {label}", len(images)) as task:
-        for number, image in enumerate(images, 1):
-            picture = canvas(image, settings)
-            if detect:
-                found, placed = landmarks_found(models, picture)
-                detected.append(found)
-                inside.append(placed)
-            chips.append(aligned_chip(models, picture, settings))
-            if len(chips) == CHUNK or number == len(images):
-                descriptors.append(describe(models.network, np.stack(chips)))
-                chips = []
-                task.update(number)
+        for found, placed, chips in chunks:
+            detected += found
+            inside += placed
+            descriptors.append(describe(models.network, chips))
+            task.update(sum(map(len, descriptors)))
     return FaceAnalysis(np.concatenate(descriptors) if descriptors else np.zeros((0, 128), np.float32),
                         np.asarray(detected, dtype=bool) if detect else None,
                         np.asarray(inside, dtype=bool) if detect else None)
