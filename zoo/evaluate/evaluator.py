@@ -219,9 +219,11 @@ def evaluate_checkpoint(checkpoint=None, *, dataset: Optional[str] = None, root:
         from zoo.evaluate.joined import JoinedClips, JoinedPipeline
 
         data = JoinedClips(data, join)
-        pipeline = JoinedPipeline(pipeline, join, use_fuser=use_fuser is not False)
-        setup.update(joined=join, fusion=pipeline.fusion, clips_left_out=data.left_out)
-    return evaluate(pipeline, data, metrics=metrics, metric_args=metric_args,
+        drawing = JoinedPipeline(pipeline, join, use_fuser=use_fuser is not False)
+        setup.update(joined=join, fusion=drawing.fusion, clips_left_out=data.left_out)
+    else:
+        drawing = pipeline
+    return evaluate(drawing, data, metrics=metrics, metric_args=metric_args,
                     out=Path(out) if out is not None else default_out(file), seed=seed, device=pipeline.device,
                     train_dataset=lambda: split_of("train"), batch_size=batch_size,
                     classifier_settings=classifier_settings, progress=progress, setup=setup)
