@@ -78,6 +78,11 @@ step youtubers-generate 60 python main.py generate --checkpoint "$runs/yt64" --d
   --split test --device "$device" --out "$runs/yt64-faces"
 step youtubers-evaluate 150 python main.py evaluate --checkpoint "$runs/yt64" --device "$device" \
   --metrics identity_accuracy,recall_at_k --out "$runs/yt64-eval" --quiet
+
+# 6. the diffusion preset: training pairs/s at batch 64 and sampling ms per face (issue 22)
+diffusion_args=(--batch-size 64 --train-steps 20 --faces 16); [ "$tiny" = 1 ] && diffusion_args=(--batch-size 4 --train-steps 1 --faces 1 --steps 2 --repeats 1)
+step diffusion-speed 150 bash -c 'json="$1"; shift; "$@" > "$json"' _ "$out/diffusion-speed.json" \
+  python benchmarks/diffusion_speed.py --device "$device" "${amp[@]}" "${diffusion_args[@]}" --json
 cp "$runs/yt64/evaluation/metrics.json" "$out/yt64-metrics.json" 2>/dev/null
 cp "$runs/yt64-eval/metrics.json" "$out/yt64-metrics.json" 2>/dev/null
 cat "$summary"
