@@ -39,7 +39,13 @@ def wait_for_line(process, pattern, seconds=180.0):
     raise AssertionError(f"the process ended before a line matched {pattern!r}: {process.communicate()}")
 
 
-@pytest.mark.parametrize("stage", checkpoints.SAVE_STAGES)
+# The first file written and the two steps that make a save visible run by default; the stages in
+# between take the same path and run under -m slow (each kill is a 12 s pair of runs).
+EVERY_RUN_STAGES = ("model", "published", "linked")
+
+
+@pytest.mark.parametrize("stage", [stage if stage in EVERY_RUN_STAGES else pytest.param(stage, marks=pytest.mark.slow)
+                                   for stage in checkpoints.SAVE_STAGES])
 def test_sigkill_at_every_stage_of_a_save_leaves_a_resumable_uncorrupted_run(tmp_path, stage):
     """The kill lands inside the second save (end of epoch 2), at ``stage``; nothing is corrupt."""
     run = tmp_path / "run"
