@@ -9,7 +9,10 @@ the parent, so no library with a thread pool of its own runs in a forked child.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from typing import Iterator, Optional
 
@@ -87,8 +90,6 @@ def prepare_chunk(pictures: np.ndarray, size: int, border: float, files: tuple, 
 def worker_count(faces: int, workers: Optional[int] = None) -> int:
     """How many processes prepare ``faces`` faces: ``workers`` if given, else one per core
     available to this process; one (no processes) for small batches or where fork is missing."""
-    import multiprocessing
-
     if "fork" not in multiprocessing.get_all_start_methods():
         return 1
     if workers is None:
@@ -110,11 +111,6 @@ def prepare_faces(images: np.ndarray, size: int, border: float, files: tuple, de
         for batch in pictures:
             yield prepare_chunk(batch, size, border, files, detect)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from collections import deque
-
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
         pending = deque()
         for batch in pictures:  # a few chunks in flight, not every canvas of a split in memory

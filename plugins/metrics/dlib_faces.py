@@ -110,7 +110,7 @@ class Models:
         from plugins.metrics import dlib_resnet
 
         self.shape_files = (str(files["landmarks68"]), str(files["landmarks5"]))
-        # loaded here, before any worker is forked, so every worker inherits them
+        # read here so a damaged file is one skip line; cached, so forked workers inherit them
         self.shapes = _read(dlib_chips.shape_models, *self.shape_files)
         self.network = _read(lambda path: dlib_resnet.load(path, str(device)), str(files["descriptor"]))
 

@@ -42,7 +42,7 @@ def command(
     raise typer.Exit(run(checkpoint=checkpoint, dataset=dataset, data=data, split=split, metrics=names,
                          out=out, seed=seed, device=device, metric_args=metric_args(metric_arg, fid_weights, names),
                          batch_size=batch_size, as_json=as_json, quiet=quiet, runs_dir=runs_dir,
-                         joined={"join": join, "use_fuser": fuser}))
+                         join=join, use_fuser=fuser))
 
 
 def metric_args(items, fid_weights: Optional[str], names: Optional[tuple]) -> dict:
@@ -91,7 +91,7 @@ def show_table(result) -> None:
 
 
 def run(*, checkpoint, dataset, data, split, metrics, out, seed, device, metric_args, batch_size, as_json,
-        quiet, runs_dir, joined=None) -> int:
+        quiet, runs_dir, join=0, use_fuser=None) -> int:
     """Evaluate and print; exit code 1 when a metric failed (skips are not failures)."""
     from zoo.cli.progress import ConsoleProgress
     from zoo.evaluate.evaluator import evaluate_checkpoint
@@ -99,7 +99,7 @@ def run(*, checkpoint, dataset, data, split, metrics, out, seed, device, metric_
     result = evaluate_checkpoint(checkpoint, dataset=dataset, root=data, split=split, metrics=metrics,
                                  metric_args=metric_args, out=out, seed=seed, device=device, runs_dir=runs_dir,
                                  batch_size=batch_size, progress=ConsoleProgress(silent=as_json or quiet),
-                                 **(joined or {}))
+                                 join=join, use_fuser=use_fuser)
     if as_json:
         from zoo.evaluate.report import jsonable
 

@@ -17,7 +17,7 @@ from collections import defaultdict
 import torch
 
 from zoo.errors import DataError, UsageError
-from zoo.media.audio import peak_normalise, sliding_windows
+from zoo.media.audio import sliding_windows
 from zoo.model.speech_to_face import mean_embedding
 
 
@@ -100,8 +100,7 @@ class JoinedPipeline:
     @torch.inference_mode()
     def fused_embedding(self, wave: torch.Tensor) -> torch.Tensor:
         """One embedding ``[1, D]`` for one joined input ``[T]``."""
-        window = self.pipeline.num_samples
-        windows = peak_normalise(sliding_windows(wave.float(), window, max(1, window // 2), normalise=False))
+        windows = sliding_windows(wave.float(), self.pipeline.num_samples)  # every half window, each peak-normalised
         embeddings = self.pipeline.embed(windows)
         if self.use_fuser:
             return self.pipeline.fuse(embeddings)
@@ -111,4 +110,3 @@ class JoinedPipeline:
         """Faces ``[B, 3, S, S]`` for joined inputs ``[B, T]`` (``draw``'s options pass through)."""
         embeddings = torch.cat([self.fused_embedding(wave) for wave in waves])
         return self.pipeline.draw(embeddings, **kwargs)
-

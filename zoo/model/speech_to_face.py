@@ -84,7 +84,6 @@ class SpeechToFace(nn.Module):
         return faces, embedding, logits
 
 
-
 def mean_embedding(embeddings: torch.Tensor) -> torch.Tensor:
     """The mean ``[1, D]`` of ``[N, D]`` segment embeddings, scaled to their mean length:
     averaging shortens vectors, and the generator learned from single segments' embeddings (unit
@@ -92,6 +91,7 @@ def mean_embedding(embeddings: torch.Tensor) -> torch.Tensor:
     mean = embeddings.mean(dim=0, keepdim=True)
     length = embeddings.norm(dim=1).mean()
     return mean * (length / mean.norm().clamp_min(1e-12))
+
 
 def component_entry(kind: str, name: str, kwargs: dict) -> dict:
     """One component's description: its name, arguments and the plugin that provides it."""
