@@ -158,14 +158,44 @@ class DCGANGenerator(Generator):
         return self.net(x[:, :, None, None])
 
 
-class _TrunkDiscriminator(Discriminator):
-    """The shared spectral-normed trunk; subclasses decide how the embedding conditions it."""
+def group_spread(features: torch.Tensor, group: int) -> torch.Tensor:
+    """The minibatch standard deviation of Karras et al. (ICLR 2018), as one more feature map.
 
-    def __init__(self, image_size: int, embed_dim: int, sn_warmup: int = SN_WARMUP):
+    Consecutive runs of ``group`` samples (fewer where the batch does not divide: the largest
+    divisor of its size up to ``group``) share one number, their features' standard deviation
+    averaged over channels and positions, appended as a constant channel. A generator that draws
+    one face for every clip of a speaker gives groups with too little spread, which the head can
+    see. Runs are consecutive, so the GAN step's real, fake and mismatched parts, concatenated
+    for one forward, never share a group.
+    """
+    batch, channels, height, width = features.shape
+    size = max(g for g in range(1, min(group, batch) + 1) if batch % g == 0)
+    grouped = features.float().view(batch // size, size, channels, height, width)
+    spread = (grouped.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))
+    spread = spread.repeat_interleave(size).to(features.dtype)
+    return torch.cat([features, spread[:, None, None, None].expand(-1, 1, height, width)], dim=1)
+
+
+class _TrunkDiscriminator(Discriminator):
+    """The shared spectral-normed trunk; subclasses decide how the embedding conditions it.
+
+    ``batch_spread``: the size of the groups whose spread (``group_spread``) the head also sees;
+    0 (the default, and wav2pix's) leaves it out.
+    """
+
+    def __init__(self, image_size: int, embed_dim: int, sn_warmup: int = SN_WARMUP, batch_spread: int = 0):
         super().__init__(image_size=check_image_size(image_size), embed_dim=embed_dim)
         if embed_dim < 1:
             raise ValueError(f"embed_dim must be positive, got {embed_dim}")
+        if batch_spread < 0 or batch_spread == 1:
+            raise ValueError(f"batch_spread is a group size of at least 2 (0: off), not {batch_spread}")
         self.trunk, self.trunk_channels = down_trunk(image_size, check_sn_warmup(sn_warmup))
+        self.batch_spread = batch_spread
+        self.head_channels = self.trunk_channels + (1 if batch_spread else 0)
+
+    def head_features(self, features: torch.Tensor) -> torch.Tensor:
+        """The trunk's features as the head sees them: with the group spread where asked."""
+        return group_spread(features, self.batch_spread) if self.batch_spread else features
 
     def trunk_features(self, image: torch.Tensor) -> torch.Tensor:
         """``image[B, 3, S, S]`` -> trunk activations ``[B, C, 4, 4]``."""
@@ -182,16 +212,17 @@ class DCGANDiscriminator(_TrunkDiscriminator):
     ``sn_warmup``: power iterations before the first forward (torch's 15; wav2pix's 0).
     """
 
-    def __init__(self, image_size: int = 64, embed_dim: int = 128, sn_warmup: int = SN_WARMUP):
-        super().__init__(image_size, embed_dim, sn_warmup)
-        self.head = nn.Conv2d(self.trunk_channels + embed_dim, 1, TRUNK_SIZE, bias=False)
+    def __init__(self, image_size: int = 64, embed_dim: int = 128, sn_warmup: int = SN_WARMUP,
+                 batch_spread: int = 0):
+        super().__init__(image_size, embed_dim, sn_warmup, batch_spread)
+        self.head = nn.Conv2d(self.head_channels + embed_dim, 1, TRUNK_SIZE, bias=False)
         init_weights(self)  # the plain head gets N(0, 0.02); spectral-normed layers keep torch's
 
     def forward(self, image: torch.Tensor, embedding: torch.Tensor):
         """-> (raw score ``[B]``, trunk features ``[B, C, 4, 4]``)."""
         features = self.trunk_features(image)
         tiled = embedding[:, :, None, None].expand(-1, -1, TRUNK_SIZE, TRUNK_SIZE)
-        score = self.head(torch.cat([features, tiled], dim=1))
+        score = self.head(torch.cat([self.head_features(features), tiled], dim=1))
         return score.view(len(image)), features
 
 
@@ -202,16 +233,17 @@ class ProjectionDiscriminator(_TrunkDiscriminator):
     the speech embedding (a continuous condition, so ``V`` is a linear map, not a lookup table).
     """
 
-    def __init__(self, image_size: int = 64, embed_dim: int = 128, sn_warmup: int = SN_WARMUP):
-        super().__init__(image_size, embed_dim, sn_warmup)
-        self.linear = spectral(nn.Linear(self.trunk_channels, 1), sn_warmup)
-        self.project = spectral(nn.Linear(embed_dim, self.trunk_channels, bias=False), sn_warmup)
+    def __init__(self, image_size: int = 64, embed_dim: int = 128, sn_warmup: int = SN_WARMUP,
+                 batch_spread: int = 0):
+        super().__init__(image_size, embed_dim, sn_warmup, batch_spread)
+        self.linear = spectral(nn.Linear(self.head_channels, 1), sn_warmup)
+        self.project = spectral(nn.Linear(embed_dim, self.head_channels, bias=False), sn_warmup)
         init_weights(self)
 
     def forward(self, image: torch.Tensor, embedding: torch.Tensor):
         """-> (raw score ``[B]``, trunk features ``[B, C, 4, 4]``)."""
         features = self.trunk_features(image)
-        pooled = features.sum(dim=(2, 3))
+        pooled = self.head_features(features).sum(dim=(2, 3))
         score = self.linear(pooled).squeeze(1) + (self.project(embedding) * pooled).sum(dim=1)
         return score, features
 

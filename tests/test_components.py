@@ -141,6 +141,38 @@ def test_dcgan_discriminator_layers_are_as_the_reference():
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules())
 
 
+
+def test_group_spread_is_each_groups_standard_deviation():
+    from plugins.dcgan import group_spread
+
+    features = torch.zeros(8, 2, 4, 4)
+    features[4:6] = torch.tensor([1.0, -1.0])[:, None, None, None]  # only the third pair varies
+    spread = group_spread(features, 2)[:, -1]
+    assert spread.shape == (8, 4, 4)
+    assert torch.allclose(spread[4:6], torch.ones(2, 4, 4), atol=1e-3)
+    assert spread[:4].abs().max() < 1e-3 and spread[6:].abs().max() < 1e-3
+    # a batch of 6 with groups of 4 falls back to groups of 3, never mixing the two halves
+    halves = torch.cat([torch.zeros(3, 2, 4, 4), torch.randn(3, 2, 4, 4)])
+    assert group_spread(halves, 4)[:3, -1].abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("name", ["dcgan", "projection"])
+def test_batch_spread_lets_the_discriminator_see_a_collapsed_batch(name):
+    torch.manual_seed(0)
+    # eval(): spectral norm's power iteration would otherwise move the weights between calls
+    discriminator = registry.create("discriminator", name, image_size=64, batch_spread=4).eval()
+    embedding = torch.randn(1, 128).repeat(4, 1)
+    same = torch.randn(1, 3, 64, 64).repeat(4, 1, 1, 1)
+    varied = same.clone()
+    varied[1:] = torch.randn(3, 3, 64, 64)
+    # the first sample is identical in both batches: only its group's spread can move its score
+    assert discriminator(same, embedding)[0][0] != discriminator(varied, embedding)[0][0]
+    plain = registry.create("discriminator", name, image_size=64).eval()
+    assert plain(same, embedding)[0][0] == plain(varied, embedding)[0][0]
+    with pytest.raises(UsageError, match="batch_spread"):
+        registry.create("discriminator", name, image_size=64, batch_spread=1)
+
+
 # -- losses --------------------------------------------------------------------------------------
 def lsgan():
     return registry.create("loss", "lsgan")
