@@ -98,9 +98,12 @@ def up_layer(in_channels: int, out_channels: int, first: bool, normalization: st
     return spectral(conv, sn_warmup, dim=0) if normalization == "spectral" else conv
 
 
-def down_trunk(image_size: int, sn_warmup: int = SN_WARMUP) -> tuple[nn.Sequential, int]:
-    """Spectral-normed Conv 4x4 s2 (no bias) + LeakyReLU 0.2 down to 4x4; returns (trunk, C)."""
-    widths = (3,) + DISCRIMINATOR_WIDTHS[image_size]
+def down_trunk(image_size: int, sn_warmup: int = SN_WARMUP, width: int = 64) -> tuple[nn.Sequential, int]:
+    """Spectral-normed Conv 4x4 s2 (no bias) + LeakyReLU 0.2 down to 4x4; returns (trunk, C).
+
+    ``width``: the first layer's channels (wav2pix's 64); every layer scales with it.
+    """
+    widths = (3,) + tuple(w * width // 64 for w in DISCRIMINATOR_WIDTHS[image_size])
     layers = []
     for a, b in zip(widths, widths[1:]):
         conv = nn.Conv2d(a, b, 4, stride=2, padding=1, bias=False)
@@ -180,16 +183,20 @@ class _TrunkDiscriminator(Discriminator):
     """The shared spectral-normed trunk; subclasses decide how the embedding conditions it.
 
     ``batch_spread``: the size of the groups whose spread (``group_spread``) the head also sees;
-    0 (the default, and wav2pix's) leaves it out.
+    0 (the default, and wav2pix's) leaves it out. ``width``: the trunk's first-layer channels
+    (wav2pix's 64); the discriminator's cost grows with its square.
     """
 
-    def __init__(self, image_size: int, embed_dim: int, sn_warmup: int = SN_WARMUP, batch_spread: int = 0):
+    def __init__(self, image_size: int, embed_dim: int, sn_warmup: int = SN_WARMUP, batch_spread: int = 0,
+                 width: int = 64):
         super().__init__(image_size=check_image_size(image_size), embed_dim=embed_dim)
         if embed_dim < 1:
             raise ValueError(f"embed_dim must be positive, got {embed_dim}")
         if batch_spread < 0 or batch_spread == 1:
             raise ValueError(f"batch_spread is a group size of at least 2 (0: off), not {batch_spread}")
-        self.trunk, self.trunk_channels = down_trunk(image_size, check_sn_warmup(sn_warmup))
+        if width < 8 or width % 8:
+            raise ValueError(f"width is a multiple of 8, at least 8, not {width}")
+        self.trunk, self.trunk_channels = down_trunk(image_size, check_sn_warmup(sn_warmup), width)
         self.batch_spread = batch_spread
         self.head_channels = self.trunk_channels + (1 if batch_spread else 0)
 
@@ -213,8 +220,8 @@ class DCGANDiscriminator(_TrunkDiscriminator):
     """
 
     def __init__(self, image_size: int = 64, embed_dim: int = 128, sn_warmup: int = SN_WARMUP,
-                 batch_spread: int = 0):
-        super().__init__(image_size, embed_dim, sn_warmup, batch_spread)
+                 batch_spread: int = 0, width: int = 64):
+        super().__init__(image_size, embed_dim, sn_warmup, batch_spread, width)
         self.head = nn.Conv2d(self.head_channels + embed_dim, 1, TRUNK_SIZE, bias=False)
         init_weights(self)  # the plain head gets N(0, 0.02); spectral-normed layers keep torch's
 
@@ -234,8 +241,8 @@ class ProjectionDiscriminator(_TrunkDiscriminator):
     """
 
     def __init__(self, image_size: int = 64, embed_dim: int = 128, sn_warmup: int = SN_WARMUP,
-                 batch_spread: int = 0):
-        super().__init__(image_size, embed_dim, sn_warmup, batch_spread)
+                 batch_spread: int = 0, width: int = 64):
+        super().__init__(image_size, embed_dim, sn_warmup, batch_spread, width)
         self.linear = spectral(nn.Linear(self.head_channels, 1), sn_warmup)
         self.project = spectral(nn.Linear(embed_dim, self.head_channels, bias=False), sn_warmup)
         init_weights(self)
