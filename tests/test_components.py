@@ -142,15 +142,17 @@ def test_dcgan_discriminator_layers_are_as_the_reference():
 
 
 
-@pytest.mark.parametrize("name", ["dcgan", "projection"])
-def test_discriminator_width_scales_every_trunk_layer(name):
-    narrow = registry.create("discriminator", name, image_size=64, width=32)
+@pytest.mark.parametrize("name,kwargs", [("dcgan", {"width": 32}), ("projection", {"width": 32}),
+                                         ("dcgan_half", {})])
+def test_discriminator_width_scales_every_trunk_layer(name, kwargs):
+    narrow = registry.create("discriminator", name, image_size=64, **kwargs)
     convs = [m for m in narrow.trunk.modules() if isinstance(m, nn.Conv2d)]
     assert [c.out_channels for c in convs] == [32, 64, 128, 256]
     score, features = narrow(torch.zeros(2, 3, 64, 64), torch.zeros(2, 128))
     assert features.shape == (2, 256, 4, 4) and score.shape == (2,)
-    with pytest.raises(UsageError, match="width"):
-        registry.create("discriminator", name, image_size=64, width=12)
+    if "width" in kwargs:
+        with pytest.raises(UsageError, match="width"):
+            registry.create("discriminator", name, image_size=64, width=12)
 
 def test_group_spread_is_each_groups_standard_deviation():
     from plugins.dcgan import group_spread

@@ -29,7 +29,7 @@ class TrainConfig:
     # components
     encoder: str = "wave_cnn"  # speech encoder (python main.py list encoder)
     generator: str = "dcgan_bn"  # face generator; --preset wav2pix uses wav2pix's "dcgan"
-    discriminator: str = "dcgan"  # conditional discriminator
+    discriminator: str = "dcgan_half"  # conditional discriminator; --preset wav2pix uses "dcgan"
     loss: str = "lsgan"  # adversarial objective; wav2pix used least squares
     terms: tuple = ("l1", "feature_matching", "identity")  # generator terms added to the loss
     objective: str = "gan"  # how the run learns (python main.py list objective)
