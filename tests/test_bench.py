@@ -5,6 +5,7 @@ No timing is asserted anywhere: these machines are shared.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import replace
@@ -163,15 +164,13 @@ def test_forward_counts_of_both_iterations(steps):
 def test_scoring_groups_one_by_one_means_one_batched_forward(steps):
     """On the CPU the groups are scored separately under one spectral-norm evaluation: the same
     scores, gradients and power-iteration state as one concatenated forward."""
-    import registry
-
     parts, _, _, batch, _, objective = steps
     embedding = torch.randn(batch.image.shape[0], parts.model.encoder.embed_dim)
     groups = [batch.image, batch.wrong, batch.image.flip(-1)]
     results = []
     for separately in (True, False):
-        critic = registry.create("discriminator", "dcgan", image_size=64)
-        critic.load_state_dict(parts.discriminator.state_dict())
+        critic = copy.deepcopy(parts.discriminator)  # the configured discriminator, same state each time
+        critic.zero_grad(set_to_none=True)
         step = objective._step_over(parts.model, critic)
         step.score_separately = separately
         scores, _ = step.score_groups(groups, embedding)
