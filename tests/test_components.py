@@ -141,7 +141,6 @@ def test_dcgan_discriminator_layers_are_as_the_reference():
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules())
 
 
-
 @pytest.mark.parametrize("name,kwargs", [("dcgan", {"width": 32}), ("projection", {"width": 32}),
                                          ("dcgan_half", {})])
 def test_discriminator_width_scales_every_trunk_layer(name, kwargs):
@@ -153,6 +152,7 @@ def test_discriminator_width_scales_every_trunk_layer(name, kwargs):
     if "width" in kwargs:
         with pytest.raises(UsageError, match="width"):
             registry.create("discriminator", name, image_size=64, width=12)
+
 
 def test_group_spread_is_each_groups_standard_deviation():
     from plugins.dcgan import group_spread
