@@ -21,6 +21,9 @@ from zoo.contracts import Batch
 from zoo.train.context import MEMORY_FORMAT
 
 
+CALIBRATION_CLIPS = 256  # enough: 256 and all 1,848 youtubers clips gave the same Fréchet distance
+
+
 class TrainingData:
     """The train split as batches of ``Batch`` on the device, and a fixed ``SampleSet``."""
 
@@ -87,6 +90,19 @@ class TrainingData:
             return pick_samples(held_out, list(held_out.identities))
         except ValueError:
             return pick_samples(held_out, list(held_out.identities), per_identity=1)
+
+    def calibration_waves(self, count: int = CALIBRATION_CLIPS) -> Iterator[torch.Tensor]:
+        """Batches of the waves of ``count`` training clips on the device, the same clips at
+        every call (a seeded draw): what the weights' average measures its BatchNorm statistics
+        on (``zoo.train.ema.recalibrate``)."""
+        dataset = self.train.dataset
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.config.seed))
+        chosen = order[:count].tolist()
+        size = self.config.batch_size
+        for start in range(0, len(chosen), size):
+            waves = [torch.as_tensor(dataset[i]["wave"]) for i in chosen[start:start + size]]
+            if len(waves) > 1:  # BatchNorm cannot measure a batch of one
+                yield torch.stack(waves).to(self.device).float()
 
     def epoch(self, epoch: int, skip_batches: int = 0) -> Iterator[Batch]:
         """This process's batches of one epoch, starting ``skip_batches`` in."""

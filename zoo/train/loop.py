@@ -24,7 +24,7 @@ from zoo.model.speech_to_face import SpeechToFace
 from zoo.train.batches import TrainingData
 from zoo.train.callbacks import TrainingCallbacks
 from zoo.train.config import TrainConfig
-from zoo.train.ema import WeightAverage
+from zoo.train.ema import WeightAverage, recalibrate
 from zoo.train.meters import LossMeter, check_finite
 from zoo.train.parts import build_objective, build_parts, describe_run
 from zoo.train.randomness import seed_everything
@@ -218,8 +218,7 @@ class Trainer:
             if stage.index + 1 < len(self.stages):
                 self.position = self.position.next_stage()
         if self.saved_step != self.position.step:  # stopped mid-epoch: save where it stands
-            self._write_samples(f"step_{self.position.step:08d}")
-            self._save(keep=False)
+            self._write_outputs(f"step_{self.position.step:08d}", keep=False)
         summary = self._finish()
         return TrainResult(self.run_dir, self.position.step, self.position.epochs_done, interrupted,
                            self.last_checkpoint, summary)
@@ -235,8 +234,7 @@ class Trainer:
             if self._run_epoch(stage, total, log_stats):
                 return True
         if self.saved_step != self.position.step:  # the stage ended mid-epoch (--max-steps)
-            self._write_samples(f"step_{self.position.step:08d}")
-            self._save(keep=False)
+            self._write_outputs(f"step_{self.position.step:08d}", keep=False)
         return False
 
     def _run_epoch(self, stage: StagePlan, total: int, log_stats: Optional[StatsLog]) -> bool:
@@ -289,11 +287,20 @@ class Trainer:
         self.position.end_epoch()
         if log_stats is not None:
             log_stats.append(record)
-        self._write_samples(f"epoch_{self.position.epochs_done:04d}")
-        self._save(keep=self.position.epochs_done % self.config.checkpoint_every == 0)
+        self._write_outputs(f"epoch_{self.position.epochs_done:04d}",
+                            keep=self.position.epochs_done % self.config.checkpoint_every == 0)
         self.callbacks.on_epoch(record)
 
     # -- outputs -----------------------------------------------------------------------------
+    def _write_outputs(self, samples_name: str, keep: bool) -> None:
+        """A sample sheet and a checkpoint of where the run stands, drawn by the weights'
+        average with BatchNorm statistics of its own (see ``zoo.train.ema``)."""
+        if self.average is not None:
+            recalibrate(self.average.model, self.data.calibration_waves(), frozen=self.model.frozen,
+                        seed=self.config.seed)
+        self._write_samples(samples_name)
+        self._save(keep)
+
     def _write_samples(self, name: str) -> None:
         if not self.procs.is_main:
             return
