@@ -89,10 +89,12 @@ def test_ctrl_c_finishes_the_step_saves_it_mid_epoch_and_exits_130(tmp_path, wor
     assert (run / "checkpoints" / "last").resolve().name == f"step_{step:08d}"
 
 
-def test_two_ranks_with_gloo_stay_identical_and_write_one_run(tmp_path):
+@pytest.mark.parametrize("levers", [(), ("--arg", "objective.r1=10", "--arg", "objective.variety=2", "--z-dim", "4")],
+                         ids=["default", "r1-and-best-of-k"])
+def test_two_ranks_with_gloo_stay_identical_and_write_one_run(tmp_path, levers):
     env = {**os.environ, "WAV2PIX_ZOO_PLUGINS": "", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "main.py", *cli_args(tmp_path, "--max-steps", "3")]
+               "main.py", *cli_args(tmp_path, "--max-steps", "3", *levers)]
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = [p for p in tmp_path.iterdir() if p.is_dir()]

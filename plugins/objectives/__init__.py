@@ -20,7 +20,8 @@ from zoo import hookimpl
 def register_objectives(register):
     """Register the built-in objectives."""
     register("gan", GanObjective, trains=("encoder", "generator", "classifier", "discriminator"),
-             description="wav2pix's conditional GAN step: D on real, fake and mismatched pairs, G terms")
+             description="wav2pix's conditional GAN step: D on real, fake and mismatched pairs, G terms "
+                         "(options: objective.r1, objective.variety)")
     register("gan_seed", SeedObjective, trains=("encoder", "generator", "classifier", "discriminator"), reference=True,
              description="wav2pix's own iteration: G run twice, five D forwards, float32, plain Adam (train --step seed)")
     register("speaker_classifier", SpeakerClassifierObjective, trains=("encoder", "classifier"),
