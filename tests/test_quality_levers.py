@@ -158,6 +158,14 @@ def test_a_model_without_batch_norm_has_nothing_to_recalibrate():
     assert not recalibrate(model, [torch.randn(8, 4)])
 
 
+def test_no_clips_to_measure_on_leaves_the_statistics_as_they_were():
+    model = _TinySpeechToFace()
+    with torch.no_grad():
+        model.encoder[1].running_var.fill_(4.0)
+    assert not recalibrate(model, [])
+    assert torch.equal(model.encoder[1].running_var, torch.full((3,), 4.0))
+
+
 def test_checkpoints_of_a_run_with_an_average_hold_statistics_measured_on_training_clips(tmp_path):
     from safetensors.torch import load_file
 

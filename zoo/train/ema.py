@@ -68,13 +68,14 @@ def recalibrate(model: nn.Module, waves: Iterable[torch.Tensor], *, frozen: Iter
     The ``frozen`` parts (a pretrained encoder) keep their statistics. Random draws (noise,
     dropout) come from a fork of the random state seeded with ``seed``, so training's own
     randomness is untouched and the result is the same on every rank and after a resume.
-    False when there was nothing to measure."""
+    False, with the statistics left as they were, when there was nothing to measure."""
     frozen = set(frozen)
     kept = {id(m) for part in frozen for m in batch_norms(getattr(model, part))}
     layers = [m for m in batch_norms(model) if id(m) not in kept]
     if not layers:
         return False
     momenta = [layer.momentum for layer in layers]
+    before = [[buffer.clone() for buffer in layer.buffers()] for layer in layers]
     for layer in layers:
         layer.reset_running_stats()
         layer.momentum = None  # cumulative: the plain average over the batches
@@ -83,22 +84,30 @@ def recalibrate(model: nn.Module, waves: Iterable[torch.Tensor], *, frozen: Iter
     for part in frozen:
         getattr(model, part).eval()
     device = next(model.parameters()).device
+    batches = 0
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
-            _forward_for_statistics(model, waves)
+            batches = _forward_for_statistics(model, waves)
     finally:
-        for layer, momentum in zip(layers, momenta):
+        for layer, momentum, saved in zip(layers, momenta, before):
             layer.momentum = momentum
+            if not batches:  # nothing measured (or it failed): the statistics it had
+                for buffer, old in zip(layer.buffers(), saved):
+                    buffer.copy_(old)
         model.train(was_training)
-    return True
+    return batches > 0
 
 
-def _forward_for_statistics(model: nn.Module, waves: Iterable[torch.Tensor]) -> None:
+def _forward_for_statistics(model: nn.Module, waves: Iterable[torch.Tensor]) -> int:
+    """Run each batch of ``waves`` through the parts with statistics; the number of batches."""
     run_generator = bool(batch_norms(model.generator))
+    batches = 0
     for wave in waves:
         embedding = model.encoder(wave)
         if model.classifier is not None:
             model.classifier(embedding)
         if run_generator:
             model.generator(embedding)
+        batches += 1
+    return batches
