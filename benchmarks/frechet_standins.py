@@ -63,7 +63,7 @@ def standins(train_faces, train_labels, test_labels, describe, rng) -> tuple[lis
     train_descriptors = describe(train_faces)
     picks = same_speaker_picks(train_labels, test_labels, rng)
     rows = [("a random training face of the speaker", train_descriptors[picks])]
-    rows += [(f"  ... blurred, sigma {sigma} px", describe(gaussian_blur(train_faces[picks], sigma))) for sigma in BLURS]
+    rows += [(f"... blurred, sigma {sigma} px", describe(gaussian_blur(train_faces[picks], sigma))) for sigma in BLURS]
     for looks in LOOKS:
         pool = {label: rng.choice(np.flatnonzero(train_labels == label), looks, replace=False)
                 for label in np.unique(test_labels)}
@@ -101,7 +101,7 @@ def main() -> None:
     print(f"| the floor: {len(test)} seeded training faces | {floor:.4f} | 1.0x |")
     for name, descriptors in rows:
         distance = frechet_distance(descriptors, test_descriptors)
-        print(f"| {name.strip()} | {distance:.4f} | {distance / floor:.1f}x |")
+        print(f"| {name} | {distance:.4f} | {distance / floor:.1f}x |")
 
 
 if __name__ == "__main__":

@@ -106,10 +106,10 @@ def test_bf16_is_the_default_where_native_and_a_reference_iteration_trains_witho
 class _TinySpeechToFace(nn.Module):
     """The parts ``recalibrate`` runs: an encoder and a generator with BatchNorm, a classifier."""
 
-    def __init__(self, generator_norm: bool = True):
+    def __init__(self):
         super().__init__()
         self.encoder = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
-        self.generator = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2) if generator_norm else nn.Identity())
+        self.generator = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
         self.classifier = nn.Linear(3, 2)
         self.frozen: set = set()
 
