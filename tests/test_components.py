@@ -297,3 +297,29 @@ def test_built_in_components_come_out_initialised(kind, name):
         assert weight.std().item() == pytest.approx(0.02, rel=0.15)
     for norm in (m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)):
         assert not torch.all(norm.weight == 1) and torch.all(norm.bias == 0)
+
+
+@pytest.mark.parametrize("size,grid", [(64, 8), (128, 16)])
+def test_patch_discriminator_scores_each_patch_from_its_own_pixels(size, grid):
+    from plugins.patch import receptive_field
+
+    torch.manual_seed(0)
+    discriminator = registry.create("discriminator", "patch", image_size=size).eval()
+    image, embedding = torch.randn(2, 3, size, size), torch.randn(2, 128)
+    patches, features = discriminator.patch_scores(image, embedding)
+    assert patches.shape == (2, grid, grid) and features.shape == (2, 128, grid, grid)
+    score, _ = discriminator(image, embedding)
+    assert torch.allclose(score, patches.mean(dim=(1, 2)))  # the contract's one score per image
+    touched = image.clone()
+    touched[:, :, :4, :4] += 1.0  # the top-left corner only
+    changed = (discriminator.patch_scores(touched, embedding)[0] - patches).abs().amax(dim=0) > 1e-6
+    reach = receptive_field(3) // 2 // (size // grid) + 1  # patches whose field covers the corner
+    assert changed[0, 0] and changed[:reach, :reach].any()
+    assert not changed[reach + 1:, :].any() and not changed[:, reach + 1:].any()
+
+
+def test_patch_discriminator_refuses_bad_shapes():
+    with pytest.raises(UsageError, match="depth"):
+        registry.create("discriminator", "patch", image_size=64, depth=7)
+    with pytest.raises(UsageError, match="width"):
+        registry.create("discriminator", "patch", image_size=64, width=12)
