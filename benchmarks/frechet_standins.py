@@ -10,8 +10,9 @@ draw, made from the *training* faces of the clip's speaker:
 - the speaker's mean training descriptor (one perfect average face, in descriptor space);
 - the speaker's pixel-mean training face (the blur an L1 regression tends to).
 
-The floor is ``evaluate``'s: as many seeded training faces as there are test clips, against the
-test faces. Prints a Markdown table (docs/results/frechet_standins.md holds one run's):
+The floor is ``evaluate``'s (``plugins.metrics.reference_indices``): as many seeded training
+faces as there are test clips, against the test faces. Prints a Markdown table
+(docs/results/frechet_standins.md holds one run's):
 
     python benchmarks/frechet_standins.py [DATA] [--size 64] [--seed 0]
 
@@ -33,6 +34,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from plugins.datasets import youtubers  # noqa: E402
+from plugins.metrics import reference_indices  # noqa: E402
 from plugins.metrics.dlib_faces import FaceSettings, analyse  # noqa: E402
 from plugins.metrics.feature_stats import frechet_distance  # noqa: E402
 from zoo.evaluate.context import labels_of, load_real_faces  # noqa: E402
@@ -94,7 +96,7 @@ def main() -> None:
     test_descriptors = describe(test_faces)
     rng = np.random.default_rng(args.seed)
     rows, train_descriptors = standins(train_faces, train_labels, test_labels, describe, rng)
-    floor_items = np.sort(np.random.default_rng(args.seed).choice(len(train), len(test), replace=False))
+    floor_items = reference_indices(len(train), len(test), args.seed)
     floor = frechet_distance(train_descriptors[floor_items], test_descriptors)
     print(f"youtubers test split at {args.size} px, {len(test)} clips, dlib-resnet128 descriptors\n")
     print("| stand-in generator | Fréchet distance | x floor |\n|---|---|---|")

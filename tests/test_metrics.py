@@ -203,3 +203,14 @@ def test_wrong_weights_file_for_fid_is_one_clear_error(tmp_path):
     save_file({"conv.weight": torch.zeros(2, 2)}, str(other))
     with pytest.raises(CheckpointError, match="not Inception-v3 weights"):
         load_inception(other)
+
+
+def test_reference_indices_are_a_seeded_sorted_sample_or_everything():
+    from plugins.metrics import reference_indices
+
+    drawn = reference_indices(100, 30, seed=3)
+    assert len(drawn) == 30 and len(set(drawn.tolist())) == 30 and (np.diff(drawn) > 0).all()
+    assert drawn.max() < 100
+    assert (reference_indices(100, 30, seed=3) == drawn).all()
+    assert not (reference_indices(100, 30, seed=4) == drawn).all()
+    assert (reference_indices(20, 30, seed=3) == np.arange(20)).all()  # fewer than asked: all

@@ -59,6 +59,15 @@ def class_labels(context: MetricContext) -> torch.Tensor:
     return mapping[context.labels]
 
 
+def reference_indices(train_size: int, count: int, seed: int) -> np.ndarray:
+    """``count`` of ``range(train_size)`` drawn without replacement with ``seed``, in order
+    (all of them when there are no more than ``count``): the real-vs-real reference sample."""
+    indices = np.arange(train_size)
+    if count < train_size:
+        indices = np.sort(np.random.default_rng(seed).choice(indices, count, replace=False))
+    return indices
+
+
 def training_indices(context: MetricContext) -> Optional[np.ndarray]:
     """Which training items make the reference sample: as many as the evaluated clips, seeded,
     the same for every metric; None without a training split."""
@@ -66,11 +75,7 @@ def training_indices(context: MetricContext) -> Optional[np.ndarray]:
         train = context.train_dataset
         if train is None:
             return None
-        indices = np.arange(len(train))
-        if len(context.dataset) < len(indices):
-            rng = np.random.default_rng(context.seed)
-            indices = np.sort(rng.choice(indices, len(context.dataset), replace=False))
-        return indices
+        return reference_indices(len(train), len(context.dataset), context.seed)
 
     return context.shared("training_indices", compute)
 
