@@ -6,7 +6,7 @@ pairs such a loss with a "PatchGAN" critic whose receptive field covers only a p
 critic models the high frequencies the pixel loss leaves soft. Here a few spectral-normed
 strided convolutions (as the ``dcgan`` trunk's first layers) end at a map of patches, the speech
 embedding is tiled over that map, and a 3x3 head scores every patch. The contract's one score
-per image is the mean of the patch scores: a face scores as real only where all its patches do.
+per image is the mean of the patch scores, so every patch's verdict counts alike.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from plugins.dcgan import SIZES, check_image_size, check_sn_warmup, spectral
+from plugins.dcgan import SIZES, SN_WARMUP, check_image_size, check_sn_warmup, spectral
 from zoo import Discriminator, hookimpl, init_weights
 
 MAX_WIDTH = 256  # channels stop doubling here
@@ -48,7 +48,7 @@ class PatchDiscriminator(Discriminator):
     """
 
     def __init__(self, image_size: int = 64, embed_dim: int = 128, depth: int = 3, width: int = 32,
-                 sn_warmup: int = 15):
+                 sn_warmup: int = SN_WARMUP):
         super().__init__(image_size=check_image_size(image_size), embed_dim=embed_dim)
         if embed_dim < 1:
             raise ValueError(f"embed_dim must be positive, got {embed_dim}")
