@@ -98,17 +98,36 @@ def up_layer(in_channels: int, out_channels: int, first: bool, normalization: st
     return spectral(conv, sn_warmup, dim=0) if normalization == "spectral" else conv
 
 
-def down_trunk(image_size: int, sn_warmup: int = SN_WARMUP, width: int = 64) -> tuple[nn.Sequential, int]:
-    """Spectral-normed Conv 4x4 s2 (no bias) + LeakyReLU 0.2 down to 4x4; returns (trunk, C).
-
-    ``width``: the first layer's channels (wav2pix's 64); every layer scales with it.
-    """
-    widths = (3,) + tuple(w * width // 64 for w in DISCRIMINATOR_WIDTHS[image_size])
+def strided_stack(widths: tuple, sn_warmup: int = SN_WARMUP) -> nn.Sequential:
+    """Spectral-normed Conv 4x4 s2 (no bias) + LeakyReLU 0.2 from each width to the next:
+    every step halves the image."""
     layers = []
     for a, b in zip(widths, widths[1:]):
         conv = nn.Conv2d(a, b, 4, stride=2, padding=1, bias=False)
         layers += [spectral(conv, sn_warmup), nn.LeakyReLU(0.2, inplace=True)]
-    return nn.Sequential(*layers), widths[-1]
+    return nn.Sequential(*layers)
+
+
+def down_trunk(image_size: int, sn_warmup: int = SN_WARMUP, width: int = 64) -> tuple[nn.Sequential, int]:
+    """The ``strided_stack`` from the image down to 4x4; returns (trunk, C).
+
+    ``width``: the first layer's channels (wav2pix's 64); every layer scales with it.
+    """
+    widths = (3,) + tuple(w * width // 64 for w in DISCRIMINATOR_WIDTHS[image_size])
+    return strided_stack(widths, sn_warmup), widths[-1]
+
+
+def check_width(width: int) -> int:
+    """``width`` if it can be a discriminator's first-layer channels, else a ValueError."""
+    if width < 8 or width % 8:
+        raise ValueError(f"width is a multiple of 8, at least 8, not {width}")
+    return width
+
+
+def check_image_shape(image: torch.Tensor, image_size: int) -> None:
+    """A ValueError unless ``image`` is ``image_size`` square, the size a discriminator was built for."""
+    if image.shape[-2:] != (image_size, image_size):
+        raise ValueError(f"discriminator built for {image_size}x{image_size} images got {tuple(image.shape)}")
 
 
 class DCGANGenerator(Generator):
@@ -194,9 +213,7 @@ class _TrunkDiscriminator(Discriminator):
             raise ValueError(f"embed_dim must be positive, got {embed_dim}")
         if batch_spread < 0 or batch_spread == 1:
             raise ValueError(f"batch_spread is a group size of at least 2 (0: off), not {batch_spread}")
-        if width < 8 or width % 8:
-            raise ValueError(f"width is a multiple of 8, at least 8, not {width}")
-        self.trunk, self.trunk_channels = down_trunk(image_size, check_sn_warmup(sn_warmup), width)
+        self.trunk, self.trunk_channels = down_trunk(image_size, check_sn_warmup(sn_warmup), check_width(width))
         self.batch_spread = batch_spread
         self.head_channels = self.trunk_channels + (1 if batch_spread else 0)
 
@@ -206,9 +223,7 @@ class _TrunkDiscriminator(Discriminator):
 
     def trunk_features(self, image: torch.Tensor) -> torch.Tensor:
         """``image[B, 3, S, S]`` -> trunk activations ``[B, C, 4, 4]``."""
-        if image.shape[-2:] != (self.image_size, self.image_size):
-            raise ValueError(f"discriminator built for {self.image_size}x{self.image_size} images "
-                             f"got {tuple(image.shape)}")
+        check_image_shape(image, self.image_size)
         return self.trunk(image)
 
 

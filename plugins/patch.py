@@ -14,21 +14,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from plugins.dcgan import SIZES, SN_WARMUP, check_image_size, check_sn_warmup, spectral
+from plugins.dcgan import (SIZES, SN_WARMUP, check_image_shape, check_image_size, check_sn_warmup, check_width,
+                           strided_stack)
 from zoo import Discriminator, hookimpl, init_weights
 
 MAX_WIDTH = 256  # channels stop doubling here
 
 
 def patch_trunk(depth: int, width: int, sn_warmup: int) -> tuple[nn.Sequential, int]:
-    """``depth`` spectral-normed 4x4 stride-2 convolutions (+ LeakyReLU 0.2) from ``width``
-    channels, doubling up to ``MAX_WIDTH``; returns (trunk, its output channels)."""
+    """The dcgan family's ``strided_stack``, ``depth`` layers from ``width`` channels doubling up
+    to ``MAX_WIDTH``; returns (trunk, its output channels)."""
     widths = (3,) + tuple(min(width * 2 ** i, MAX_WIDTH) for i in range(depth))
-    layers = []
-    for a, b in zip(widths, widths[1:]):
-        layers += [spectral(nn.Conv2d(a, b, 4, stride=2, padding=1, bias=False), sn_warmup),
-                   nn.LeakyReLU(0.2, inplace=True)]
-    return nn.Sequential(*layers), widths[-1]
+    return strided_stack(widths, sn_warmup), widths[-1]
 
 
 def receptive_field(depth: int) -> int:
@@ -56,18 +53,14 @@ class PatchDiscriminator(Discriminator):
             raise ValueError(f"embed_dim must be positive, got {embed_dim}")
         if not 1 <= depth <= 5:
             raise ValueError(f"depth is the number of strided layers, 1 to 5, not {depth}")
-        if width < 8 or width % 8:
-            raise ValueError(f"width is a multiple of 8, at least 8, not {width}")
-        self.trunk, channels = patch_trunk(depth, width, check_sn_warmup(sn_warmup))
+        self.trunk, channels = patch_trunk(depth, check_width(width), check_sn_warmup(sn_warmup))
         self.map_size = image_size // 2 ** depth
         self.head = nn.Conv2d(channels + embed_dim, 1, 3, padding=1, bias=False)
         init_weights(self)  # the plain head gets N(0, 0.02); spectral-normed layers keep torch's
 
     def patch_scores(self, image: torch.Tensor, embedding: torch.Tensor):
         """-> (raw score of every patch ``[B, M, M]``, trunk features ``[B, C, M, M]``)."""
-        if image.shape[-2:] != (self.image_size, self.image_size):
-            raise ValueError(f"discriminator built for {self.image_size}x{self.image_size} images "
-                             f"got {tuple(image.shape)}")
+        check_image_shape(image, self.image_size)
         features = self.trunk(image)
         tiled = embedding[:, :, None, None].expand(-1, -1, self.map_size, self.map_size)
         return self.head(torch.cat([features, tiled], dim=1)).squeeze(1), features
