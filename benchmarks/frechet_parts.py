@@ -23,9 +23,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
 
-from frechet_standins import gaussian_blur, same_speaker_picks  # noqa: E402
+from frechet_standins import describe, gaussian_blur, same_speaker_picks  # noqa: E402
 from plugins.datasets import youtubers  # noqa: E402
-from plugins.metrics.dlib_faces import FaceSettings, analyse  # noqa: E402
 from plugins.metrics.feature_stats import frechet_distance  # noqa: E402
 from zoo.evaluate.context import draw_all, labels_of, load_real_faces  # noqa: E402
 from zoo.model.pipeline import FacePipeline  # noqa: E402
@@ -56,11 +55,6 @@ def main() -> None:
     args = parser.parse_args()
     pipeline = FacePipeline.from_checkpoint(args.checkpoint, device="cpu")
     train, test = (youtubers(args.data, split, pipeline.image_size) for split in ("train", "test"))
-    settings = FaceSettings()
-
-    def describe(faces):
-        return analyse(faces, settings, detect=False).descriptors
-
     labels, names = labels_of(test).numpy(), list(test.identities)
     real = describe(load_real_faces(test))
     generated = draw_all(pipeline, test)

@@ -53,13 +53,18 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(rows, (0, 0, radius, radius), mode="replicate"), kernel.transpose(2, 3), groups=3)
 
 
+def describe(faces: torch.Tensor) -> np.ndarray:
+    """dlib's 128-d descriptors of ``faces`` (aligned on the whole image, as ``face_frechet``)."""
+    return analyse(faces, FaceSettings(), detect=False).descriptors
+
+
 def same_speaker_picks(train_labels: np.ndarray, test_labels: np.ndarray, rng, pool: dict | None = None) -> np.ndarray:
     """For each test clip, a random training index of its speaker (from ``pool[speaker]`` if given)."""
     pool = pool or {label: np.flatnonzero(train_labels == label) for label in np.unique(test_labels)}
     return np.array([rng.choice(pool[label]) for label in test_labels])
 
 
-def standins(train_faces, train_labels, test_labels, describe, rng) -> tuple[list, np.ndarray]:
+def standins(train_faces, train_labels, test_labels, rng) -> tuple[list, np.ndarray]:
     """``(name, descriptors per test clip)`` of every stand-in (see the module docstring), and
     the descriptors of every training face."""
     train_descriptors = describe(train_faces)
@@ -88,14 +93,9 @@ def main() -> None:
     train, test = (youtubers(args.data, split, args.size) for split in ("train", "test"))
     train_faces, test_faces = load_real_faces(train), load_real_faces(test)
     train_labels, test_labels = labels_of(train).numpy(), labels_of(test).numpy()
-    settings = FaceSettings()
-
-    def describe(faces):
-        return analyse(faces, settings, detect=False).descriptors
-
     test_descriptors = describe(test_faces)
     rng = np.random.default_rng(args.seed)
-    rows, train_descriptors = standins(train_faces, train_labels, test_labels, describe, rng)
+    rows, train_descriptors = standins(train_faces, train_labels, test_labels, rng)
     floor_items = reference_indices(len(train), len(test), args.seed)
     floor = frechet_distance(train_descriptors[floor_items], test_descriptors)
     print(f"youtubers test split at {args.size} px, {len(test)} clips, dlib-resnet128 descriptors\n")
